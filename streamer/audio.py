@@ -1,0 +1,107 @@
+"""Audio sources for files and URLs: an ffmpeg subprocess that yields 16 kHz mono int16 blocks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from . import SAMPLE_RATE
+from .errors import StreamerError
+
+URL_SCHEMES = ("http://", "https://", "rtmp://", "rtsp://", "srt://", "udp://", "tcp://")
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(URL_SCHEMES)
+
+
+def _ffmpeg(tool: str = "ffmpeg") -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise StreamerError(f"{tool} is not installed: streamer reads audio with it (apt-get install ffmpeg)")
+    return found
+
+
+def check_input(source: str) -> None:
+    if is_url(source):
+        return
+    path = Path(source)
+    if not path.exists():
+        raise StreamerError(f"{source}: no such file")
+    if path.is_dir():
+        raise StreamerError(f"{source} is a directory: expected an audio or video file")
+    if path.stat().st_size == 0:
+        raise StreamerError(f"{source} is empty: expected an audio or video file")
+
+
+def probe_duration_s(source: str) -> float | None:
+    """The container's duration, for progress bars; None when unknown (live streams, odd files)."""
+    try:
+        out = subprocess.run(
+            [_ffmpeg("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", source],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout.strip()
+        return float(out) if out and out != "N/A" else None
+    except (StreamerError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def explain_ffmpeg_error(source: str, stderr: str) -> str:
+    text = stderr.lower()
+    if "does not contain any stream" in text or "matches no streams" in text or "no audio" in text:
+        return f"{source} has no audio stream: expected a file or URL with audio"
+    if "invalid data found" in text or "could not find codec" in text or "moov atom not found" in text:
+        return f"{source} is not a media file ffmpeg can read"
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
+    return f"ffmpeg could not decode {source}: {last}"
+
+
+def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool = False) -> Iterator[np.ndarray]:
+    """16 kHz mono int16 blocks of any file or URL ffmpeg reads (any rate, any channel count)."""
+    check_input(source)
+    command = [_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    command += ["-re"] if realtime else []
+    command += ["-i", source, "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    produced = 0
+    try:
+        while chunk := process.stdout.read(block_samples * 2):
+            chunk = chunk[: len(chunk) // 2 * 2]
+            produced += len(chunk) // 2
+            yield np.frombuffer(chunk, dtype=np.int16)
+        stderr = process.stderr.read().decode("utf-8", "replace")
+        if process.wait() != 0:
+            raise StreamerError(explain_ffmpeg_error(source, stderr))
+        if produced == 0:
+            raise StreamerError(f"{source} contains no audio samples")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def read_audio(source: str) -> np.ndarray:
+    """A whole file as one int16 array (short files and tests; long inputs should stream blocks)."""
+    return np.concatenate(list(ffmpeg_blocks(source)))
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """A 16 kHz mono 16-bit WAV as float32 in [-1, 1], without ffmpeg (package data)."""
+    with wave.open(str(path), "rb") as f:
+        if (f.getframerate(), f.getnchannels(), f.getsampwidth()) != (SAMPLE_RATE, 1, 2):
+            raise StreamerError(f"{path}: expected 16 kHz mono 16-bit WAV")
+        return np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
+
+
+def to_float32(block: np.ndarray) -> np.ndarray:
+    """int16 PCM → float32 in [-1, 1]; float input is passed through as float32."""
+    if block.dtype == np.int16:
+        return block.astype(np.float32) / 32768.0
+    return np.asarray(block, dtype=np.float32)

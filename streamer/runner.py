@@ -1,0 +1,123 @@
+"""ONNX Runtime inference for an exported model dir: batches of raw audio in, CTC logits out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import StreamerError
+from .geometry import FrameGeometry
+from .vocab import BLANK_TOKEN, Vocabulary
+
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.onnx"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    device: str = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU, else CPU
+    intra_op_threads: int = 0  # 0: ONNX Runtime's default (one per physical core)
+    inter_op_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise StreamerError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise StreamerError("thread counts must be 0 (default) or positive")
+
+
+def normalize(audio: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance, as the wav2vec2 feature extractor does for each input."""
+    audio = np.asarray(audio, dtype=np.float32)
+    return (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+
+
+def pad_batch(audios: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to the longest input; the attention mask marks real samples with 1."""
+    longest = max(len(audio) for audio in audios)
+    batch = np.zeros((len(audios), longest), dtype=np.float32)
+    mask = np.zeros((len(audios), longest), dtype=np.int64)
+    for row, audio in enumerate(audios):
+        batch[row, : len(audio)] = audio
+        mask[row, : len(audio)] = 1
+    return batch, mask
+
+
+def choose_providers(device: str) -> list:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise StreamerError(
+            "device 'cuda' asked for, but this onnxruntime has no CUDA provider: "
+            "pip install onnxruntime-gpu (and uninstall onnxruntime), or use --device cpu"
+        )
+    if device != "cpu" and has_cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxModel:
+    """One ONNX Runtime session over an exported model dir, shared by every stream of a process."""
+
+    def __init__(self, model_dir: Path, settings: RunnerSettings = RunnerSettings()):
+        import onnxruntime as ort
+
+        self.model_dir = Path(model_dir)
+        self.manifest = read_manifest(self.model_dir)
+        self.vocab = Vocabulary.load(self.model_dir, self.manifest.get("blank_token", BLANK_TOKEN))
+        self.geometry = FrameGeometry.from_json(self.manifest)
+        self.do_normalize = bool(self.manifest.get("do_normalize", True))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.intra_op_threads
+        options.inter_op_num_threads = settings.inter_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.model_dir / MODEL_FILE), options, providers=choose_providers(settings.device)
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise StreamerError(f"{self.model_dir / MODEL_FILE}: ONNX Runtime cannot load it ({first_line})") from None
+        if settings.device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise StreamerError("device 'cuda' asked for, but ONNX Runtime could not start its CUDA provider")
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.geometry.sample_rate
+
+    def logits(self, audios: list[np.ndarray]) -> list[np.ndarray]:
+        """CTC logits (frames × vocab) for each float32 16 kHz input, padding frames removed."""
+        if not audios:
+            return []
+        short = min(len(audio) for audio in audios)
+        if short < self.geometry.receptive_field_samples:
+            raise StreamerError(
+                f"audio of {short} samples is shorter than the model's receptive field "
+                f"({self.geometry.receptive_field_samples} samples)"
+            )
+        prepared = [normalize(audio) if self.do_normalize else np.asarray(audio, np.float32) for audio in audios]
+        batch, mask = pad_batch(prepared)
+        (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask})
+        return [logits[row, : self.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]
+
+
+def read_manifest(model_dir: Path) -> dict:
+    path = Path(model_dir) / MANIFEST
+    if not path.is_file():
+        raise StreamerError(f"{model_dir} has no {MANIFEST}: expected a dir written by 'streamer export'")
+    if not (Path(model_dir) / MODEL_FILE).is_file():
+        raise StreamerError(f"{model_dir} has no {MODEL_FILE}: expected a dir written by 'streamer export'")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StreamerError(f"{path} is not readable JSON: {exc}") from None
