@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import math
 import re
 import subprocess
 import unicodedata
@@ -118,17 +119,20 @@ class Augmentation:
 
 
 def resample(audio: np.ndarray, rate_in_hz: int, rate_out_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """Band-limited FFT resampling of a whole utterance."""
+    """Band-limited FFT resampling of a whole utterance (ideal low-pass)."""
     if rate_in_hz == rate_out_hz:
         return audio.astype(np.float32)
-    n_out = int(round(len(audio) * rate_out_hz / rate_in_hz))
-    pad = 1024  # zero padding keeps the circular FFT from wrapping the ends
-    spectrum = np.fft.rfft(np.pad(audio.astype(np.float64), pad))
-    n_padded_out = int(round((len(audio) + 2 * pad) * rate_out_hz / rate_in_hz))
-    keep = min(len(spectrum), n_padded_out // 2 + 1)
-    out = np.fft.irfft(spectrum[:keep], n_padded_out) * (n_padded_out / (len(audio) + 2 * pad))
-    start = int(round(pad * rate_out_hz / rate_in_hz))
-    return out[start:start + n_out].astype(np.float32)
+    g = math.gcd(rate_in_hz, rate_out_hz)
+    step_in, step_out = rate_in_hz // g, rate_out_hz // g       # 441 -> 320 for 22050 Hz
+    pad_samples = step_in  # zeros on both sides keep the circular FFT from wrapping the ends
+    blocks = 2 ** math.ceil(math.log2((len(audio) + 2 * pad_samples) / step_in))
+    n_in, n_out = blocks * step_in, blocks * step_out            # FFT-friendly sizes
+    padded = np.zeros(n_in)
+    padded[pad_samples:pad_samples + len(audio)] = audio
+    spectrum = np.fft.rfft(padded)[:n_out // 2 + 1]
+    out = np.fft.irfft(spectrum, n_out) * (n_out / n_in)
+    start = step_out
+    return out[start:start + len(audio) * rate_out_hz // rate_in_hz].astype(np.float32)
 
 
 def synthesize(text: str, voice: Voice = Voice()) -> np.ndarray:

@@ -55,7 +55,8 @@ def explain_ffmpeg_error(source: str, stderr: str) -> str:
     text = stderr.lower()
     if "does not contain any stream" in text or "matches no streams" in text or "no audio" in text:
         return f"{source} has no audio stream: expected a file or URL with audio"
-    if "invalid data found" in text or "could not find codec" in text or "moov atom not found" in text:
+    if any(sign in text for sign in ("invalid data found", "could not find codec", "moov atom not found",
+                                     "invalid argument", "unknown format")):
         return f"{source} is not a media file ffmpeg can read"
     last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
     return f"ffmpeg could not decode {source}: {last}"

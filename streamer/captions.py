@@ -1,4 +1,4 @@
-"""Caption formatting: words → cues (≤ 2 lines of 42 characters, 0.83–7 s) → SRT, WebVTT, JSON."""
+"""Caption formatting: words → cues (≤ 2 lines of 42 characters, 0.83–7 s) → SRT, WebVTT."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ class CueSettings:
     max_lines: int = 2
     min_duration_s: float = 0.83
     max_duration_s: float = 7.0
-    max_chars_per_s: float = 17.0
     max_gap_s: float = 1.0  # a longer pause between words starts a new cue
 
 
@@ -34,14 +33,12 @@ def split_lines(words: list[str], max_line_chars: int) -> tuple[str, ...]:
 
 
 def _fits(words: list[Word], settings: CueSettings) -> bool:
-    text = " ".join(w.word for w in words)
-    duration = max(words[-1].end_s - words[0].start_s, settings.min_duration_s)
+    """Live speech cannot be slowed down, so cues are bounded by lines and time, not reading speed."""
     lines = split_lines([w.word for w in words], settings.max_line_chars)
     return (
         len(lines) <= settings.max_lines
         and all(len(line) <= settings.max_line_chars for line in lines)
         and words[-1].end_s - words[0].start_s <= settings.max_duration_s
-        and (len(text) / duration <= settings.max_chars_per_s or len(words) == 1)
     )
 
 

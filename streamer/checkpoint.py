@@ -56,11 +56,12 @@ def _download(repo_id: str, revision: str | None) -> Path:
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     try:
-        snapshot = Path(snapshot_download(repo_id, revision=revision, allow_patterns=list(METADATA_PATTERNS)))
-        if not any((snapshot / name).exists() for name in WEIGHT_FILES):
-            snapshot = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["model.safetensors"]))
-        if not any((snapshot / name).exists() for name in WEIGHT_FILES):
-            snapshot = Path(snapshot_download(repo_id, revision=revision, allow_patterns=["pytorch_model.bin"]))
+        # metadata first, then one weights file: safetensors when the repo has it, else the .bin
+        for patterns in (list(METADATA_PATTERNS), ["model.safetensors"], ["pytorch_model.bin"]):
+            snapshot = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
+                                              local_files_only=offline))
+            if any((snapshot / name).exists() for name in WEIGHT_FILES):
+                break
     except (RepositoryNotFoundError, RevisionNotFoundError):
         raise StreamerError(f"{repo_id}: no such model (or revision) on the Hugging Face hub") from None
     except LocalEntryNotFoundError:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from .checkpoint import WEIGHT_FILES, Checkpoint, check_ctc_config, resolve_checkpoint
+from .checkpoint import WEIGHT_FILES, Checkpoint, check_ctc_config, load_vocabulary, resolve_checkpoint
 from .export import ExportSettings, export_checkpoint
 from .runner import MANIFEST, OnnxModel, RunnerSettings
 
@@ -43,7 +43,7 @@ def load_model(spec: str, settings: RunnerSettings = RunnerSettings(), precision
     if path.is_dir() and (path / MANIFEST).exists():
         return OnnxModel(path, settings)
     checkpoint = resolve_checkpoint(spec)
-    check_ctc_config(checkpoint)
+    load_vocabulary(checkpoint, check_ctc_config(checkpoint))  # fail before a long export, not during it
     target = cached_export_dir(checkpoint, precision)
     if not (target / MANIFEST).exists():
         log(f"first use of {checkpoint.source}: exporting to {target}")

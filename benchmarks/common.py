@@ -1,0 +1,68 @@
+"""Shared benchmark plumbing: the XLS-R-300M-architecture model, test audio, tables and JSON."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "out"
+NPSC = REPO.parent / "shared" / "data" / "npsc"
+sys.path.insert(0, str(REPO))
+
+
+def xlsr_export(precision: str, checkpoint: Path | None = None) -> Path:
+    """An exported XLS-R-300M-architecture model (random weights unless a checkpoint is given), cached in OUT."""
+    from models.random_checkpoint import save_random_checkpoint
+    from streamer.checkpoint import resolve_checkpoint
+    from streamer.export import ExportSettings, export_checkpoint
+
+    checkpoint = checkpoint or OUT / "xlsr-300m-random"
+    if not (checkpoint / "config.json").exists():
+        print(f"building a random-weight XLS-R-300M checkpoint in {checkpoint}", file=sys.stderr)
+        save_random_checkpoint(checkpoint, "xlsr-300m")
+    target = OUT / f"{checkpoint.name}-onnx-{precision}"
+    if not (target / "manifest.json").exists():
+        print(f"exporting {checkpoint} ({precision})", file=sys.stderr)
+        export_checkpoint(resolve_checkpoint(str(checkpoint)), target, ExportSettings(precision=precision),
+                          log=lambda m: print(m, file=sys.stderr))
+    return target
+
+
+def speech_audio(seconds: float) -> np.ndarray:
+    """float32 16 kHz speech of the given length: the NPSC clips (repeated), or the packaged espeak clip."""
+    from streamer.audio import read_audio, read_wav, to_float32
+
+    clips = [to_float32(read_audio(str(p))) for p in sorted(NPSC.glob("*.mp3"))] if NPSC.exists() else []
+    if not clips:
+        from importlib.resources import files
+
+        clips = [read_wav(files("streamer") / "data" / "parity_nb.wav")]
+    audio = np.concatenate(clips)
+    return np.tile(audio, int(np.ceil(seconds * 16000 / len(audio))))[: int(seconds * 16000)]
+
+
+def machine() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "date": datetime.date.today().isoformat()}
+
+
+def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """columns: (key, header, format spec)."""
+    widths = [max(len(h), *(len(format(r[k], f)) for r in rows)) for k, h, f in columns]
+    lines = ["  ".join(h.rjust(w) for (_, h, _), w in zip(columns, widths))]
+    lines += ["  ".join(format(r[k], f).rjust(w) for (k, _, f), w in zip(columns, widths)) for r in rows]
+    return "\n".join(lines)
+
+
+def write_json(name: str, payload: dict) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **payload}, indent=1), encoding="utf-8")
+    return path

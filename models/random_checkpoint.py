@@ -1,0 +1,70 @@
+"""Random-weight wav2vec2 CTC checkpoints in Hugging Face format, with the real model's vocabulary.
+
+For tests and benchmarks on machines that cannot download NbAiLab/XLSR-300M-bokmaal:
+`--arch xlsr-300m` has exactly its architecture (24 layers, hidden 1024, 16 heads, layer-norm
+feature encoder), so export and inference cost the same; `--arch tiny` is a few hundred kB.
+
+    python models/random_checkpoint.py --arch xlsr-300m --out /tmp/xlsr-300m-random
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# NbAiLab/XLSR-300M-bokmaal's vocabulary: '|' word delimiter, a–z, å, æ, ø, [UNK], [PAD] (the CTC blank).
+REAL_VOCAB = {"|": 0, **{c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyzåæø", start=1)}, "[UNK]": 30, "[PAD]": 31}
+
+COMMON = dict(
+    vocab_size=len(REAL_VOCAB), pad_token_id=REAL_VOCAB["[PAD]"], architectures=["Wav2Vec2ForCTC"],
+    feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
+    conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), ctc_loss_reduction="mean",
+)
+ARCHITECTURES = {
+    # facebook/wav2vec2-xls-r-300m, as fine-tuned in NbAiLab/XLSR-300M-bokmaal
+    "xlsr-300m": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                      conv_dim=(512,) * 7, num_conv_pos_embeddings=128, num_conv_pos_embedding_groups=16),
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                 conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4),
+}
+
+
+def save_vocabulary_files(path: Path) -> None:
+    """vocab.json, tokenizer and preprocessor configs as the real model has them."""
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
+
+    (path / "vocab.json").write_text(json.dumps(REAL_VOCAB, ensure_ascii=False), encoding="utf-8")
+    Wav2Vec2CTCTokenizer(str(path / "vocab.json"), unk_token="[UNK]", pad_token="[PAD]",
+                         word_delimiter_token="|").save_pretrained(path)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(path)
+
+
+def save_random_checkpoint(path: Path, arch: str = "tiny", seed: int = 0, **overrides) -> Path:
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    torch.manual_seed(seed)
+    model = Wav2Vec2ForCTC(Wav2Vec2Config(**{**COMMON, **ARCHITECTURES[arch], **overrides})).eval()
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path, safe_serialization=True)
+    save_vocabulary_files(path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", choices=sorted(ARCHITECTURES), default="xlsr-300m")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint dir to write")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    save_random_checkpoint(args.out, args.arch, args.seed)
+    print(f"wrote {args.out} ({args.arch}, random weights)")
+
+
+if __name__ == "__main__":
+    main()

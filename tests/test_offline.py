@@ -1,0 +1,126 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from streamer.audio import read_audio, to_float32
+from streamer.captions import CueSettings, make_cues, to_srt, to_vtt
+from streamer.chunking import ChunkSettings, SegmentDecoder
+from streamer.ctc import Word
+from streamer.offline import transcribe_array
+from streamer.runner import OnnxModel
+
+from conftest import NPSC, espeak, silence
+
+
+@pytest.fixture(scope="module")
+def model(tiny_export):
+    return OnnxModel(tiny_export)
+
+
+def decode(model, audio, settings, block_samples):
+    decoder = SegmentDecoder(model, settings)
+    for start in range(0, len(audio), block_samples):
+        decoder.accept(audio[start : start + block_samples])
+    return decoder.finish()
+
+
+def test_long_segment_in_chunks_keeps_every_frame_once(model):
+    """Chunked decoding covers exactly the frames of one whole pass, whatever the block size."""
+    audio = (np.random.default_rng(3).standard_normal(16000 * 9) * 0.1).astype(np.float32)
+    chunked = ChunkSettings(max_pass_s=2.0, context_s=0.5)
+    decoder = SegmentDecoder(model, chunked)
+    decoder.accept(audio)
+    decoder.finish()
+    assert sum(len(ids) for ids in decoder._ids) == model.geometry.n_frames(len(audio))
+    assert len(decoder._ids) > 4
+    assert decode(model, audio, chunked, 1234) == decode(model, audio, chunked, 16000 * 9)
+    words = decode(model, audio, chunked, 5000)
+    assert all(a.end_s <= b.start_s for a, b in zip(words, words[1:]))
+    assert words[-1].end_s <= 9.0
+
+
+def test_short_segment_is_one_pass(model):
+    audio = (np.random.default_rng(4).standard_normal(16000 * 3) * 0.1).astype(np.float32)
+    decoder = SegmentDecoder(model)
+    decoder.accept(audio)
+    decoder.finish()
+    assert len(decoder._ids) == 1
+
+
+def test_segments_come_in_order_with_stream_times(model, tmp_path):
+    speech = read_audio(str(espeak("Stortingets møte er lovlig satt.", tmp_path / "a.wav")))
+    audio = np.concatenate([silence(1.0), speech, silence(2.0), speech, silence(0.5)])
+    segments = transcribe_array(audio, model)
+    assert len(segments) == 2
+    assert 0.5 < segments[0].start_s < 1.0 < segments[0].end_s < segments[1].start_s
+    for segment in segments:
+        assert all(segment.start_s <= w.start_s < w.end_s <= segment.end_s for w in segment.words)
+
+
+def test_cues_respect_length_and_duration_limits():
+    words = [Word(f"ord{i}", i * 0.3, i * 0.3 + 0.25, 0.9) for i in range(60)]
+    settings = CueSettings()
+    cues = make_cues([words[:35], words[35:]], settings)
+    assert sum(len(" ".join(c.lines).split()) for c in cues) == 60
+    for cue, after in zip(cues, cues[1:] + [None]):
+        assert len(cue.lines) <= 2 and all(len(line) <= 42 for line in cue.lines)
+        assert cue.end_s - cue.start_s <= settings.max_duration_s
+        room = after.start_s - cue.start_s if after else float("inf")  # held up to the next cue at most
+        assert cue.end_s - cue.start_s >= min(settings.min_duration_s, room) - 1e-9
+    assert len(cues[-1].lines[0].split()) < 10 and cues[-1].end_s - cues[-1].start_s >= settings.min_duration_s
+    assert all(a.end_s <= b.start_s for a, b in zip(cues, cues[1:]))
+    assert to_srt(cues).startswith("1\n00:00:00,000 --> ")
+    assert to_vtt(cues).startswith("WEBVTT\n\n00:00:00.000 --> ")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "streamer.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_transcribe_npsc_clip_json_has_monotonic_word_times_inside_the_clip(tiny_export):
+    result = run_cli("transcribe", str(NPSC / "norwegian-medium-8s.mp3"), "--model", str(tiny_export),
+                     "--format", "json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"text", "words", "duration"}
+    assert 7.5 < data["duration"] < 8.5
+    assert data["words"], "a random model still emits letters"
+    times = [(w["start"], w["end"]) for w in data["words"]]
+    assert all(0 <= s < e <= data["duration"] for s, e in times)
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(times, times[1:]))
+    assert all(0 <= w["confidence"] <= 1 for w in data["words"])
+
+
+@pytest.mark.parametrize("fmt", ["text", "srt", "vtt"])
+def test_transcribe_formats_and_output_file(tiny_export, tmp_path, fmt):
+    out = tmp_path / f"out.{fmt}"
+    result = run_cli("transcribe", str(NPSC / "norwegian-short-3s.mp3"), "--model", str(tiny_export),
+                     "--format", fmt, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert text.strip()
+    assert {"srt": "-->", "vtt": "WEBVTT", "text": ""}[fmt] in text
+
+
+def test_bad_inputs_are_one_line_errors(tiny_export, tmp_path):
+    empty = tmp_path / "empty.wav"
+    empty.touch()
+    garbage = tmp_path / "noise.mp3"
+    garbage.write_bytes(b"this is not audio" * 10)
+    video = tmp_path / "video.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "color=c=black:s=32x32:d=1",
+                    "-c:v", "mpeg4", str(video)], check=True)
+    cases = {
+        str(tmp_path / "missing.wav"): "no such file",
+        str(empty): "is empty",
+        str(garbage): "not a media file",
+        str(video): "no audio stream",
+    }
+    for path, message in cases.items():
+        result = run_cli("transcribe", path, "--model", str(tiny_export))
+        assert result.returncode == 2
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
