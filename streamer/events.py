@@ -1,0 +1,40 @@
+"""Caption events, the same shape in the library, the CLI's jsonl output and the websocket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ctc import Word
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The segment's text so far; may still change. The first stable_chars come from stable frames."""
+
+    segment: int
+    text: str
+    stable_chars: int
+    start_s: float
+    end_s: float
+
+    def to_json(self) -> dict:
+        return {"type": "partial", "segment": self.segment, "text": self.text, "stable_chars": self.stable_chars,
+                "start": round(self.start_s, 3), "end": round(self.end_s, 3)}
+
+
+@dataclass(frozen=True)
+class Final:
+    """A finished segment; never changes."""
+
+    segment: int
+    words: tuple[Word, ...]
+    start_s: float
+    end_s: float
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.word for w in self.words)
+
+    def to_json(self) -> dict:
+        return {"type": "final", "segment": self.segment, "text": self.text, "start": round(self.start_s, 3),
+                "end": round(self.end_s, 3), "words": [w.to_json() for w in self.words]}

@@ -1,0 +1,131 @@
+"""Streaming recognition: VAD gate → windower → model → stitcher → partial and final events.
+
+A ``Recognizer`` holds the shared model and settings; ``recognizer.stream()`` gives one ``Stream``
+per audio stream, with a push interface and no I/O: ``accept(block) -> events``,
+``finish() -> events`` (flush), ``reset()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .audio import to_float32
+from .ctc import Word
+from .events import Final, Partial
+from .offline import shift
+from .stitcher import Stitcher
+from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
+from .windower import Window, WindowSettings, final_window, ready_windows
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    vad: VadSettings = field(default_factory=lambda: VadSettings(max_segment_s=20.0))
+    window: WindowSettings = WindowSettings()
+
+
+class Recognizer:
+    """One model (an OnnxModel) shared by any number of streams."""
+
+    def __init__(self, model, settings: StreamSettings = StreamSettings()):
+        self.model, self.settings = model, settings
+
+    def stream(self) -> "Stream":
+        return Stream(self)
+
+    def logits(self, window: Window) -> np.ndarray:
+        audio = window.audio
+        field_samples = self.model.geometry.receptive_field_samples
+        if len(audio) < field_samples:
+            audio = np.pad(audio, (0, field_samples - len(audio)))
+        return self.model.logits([audio])[0]
+
+
+class _Segment:
+    """The audio of the speech segment being recognized, and its stitched frames."""
+
+    def __init__(self, recognizer: Recognizer, start_sample: int):
+        geometry = recognizer.model.geometry
+        self.start_sample = start_sample
+        self.audio = np.zeros(0, np.float32)
+        self.stitcher = Stitcher(recognizer.model.vocab, geometry.stride_samples, geometry.frame_s)
+        self.number: int | None = None  # caption segment number, given with its first text
+        self.shown = ""  # the last partial text sent
+
+
+class Stream:
+    def __init__(self, recognizer: Recognizer):
+        self.recognizer = recognizer
+        self.gate = VadGate(recognizer.settings.vad)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop all state: the next block is the start of a new stream (times from 0, segments from 0)."""
+        self.gate.reset()
+        self._segment: _Segment | None = None
+        self._count = 0
+
+    @property
+    def _rate(self) -> int:
+        return self.recognizer.model.geometry.sample_rate
+
+    def accept(self, block: np.ndarray) -> list:
+        """Take an int16 or float32 block of 16 kHz mono audio, any length; return new events."""
+        return self._handle(self.gate.accept(block))
+
+    def finish(self) -> list:
+        """End of audio: the open segment becomes final."""
+        return self._handle(self.gate.finish())
+
+    def _handle(self, vad_events) -> list:
+        events = []
+        for event in vad_events:
+            if isinstance(event, SpeechAudio):
+                events += self._speech(event)
+            elif isinstance(event, SpeechEnd):
+                events += self._end(event)
+        return events
+
+    def _speech(self, event: SpeechAudio) -> list:
+        if self._segment is None:
+            self._segment = _Segment(self.recognizer, event.start_sample)
+        segment = self._segment
+        segment.audio = np.concatenate([segment.audio, to_float32(event.samples)])
+        settings = self.recognizer.settings.window
+        windows = ready_windows(segment.audio, segment.stitcher.stable_end, settings, self._rate)
+        for window in windows:
+            segment.stitcher.add(window, self.recognizer.logits(window))
+        return self._partial(segment) if windows else []
+
+    def _partial(self, segment: _Segment) -> list:
+        text, stable_chars = segment.stitcher.partial()
+        if text == segment.shown:
+            return []
+        segment.shown = text
+        if segment.number is None:
+            segment.number, self._count = self._count, self._count + 1
+        start = segment.start_sample / self._rate
+        return [Partial(segment.number, text, stable_chars, start, start + len(segment.audio) / self._rate)]
+
+    def _end(self, event: SpeechEnd) -> list:
+        segment, self._segment = self._segment, None
+        if segment is None:
+            return []
+        segment.audio = segment.audio[: event.end_sample - segment.start_sample]
+        if len(segment.audio) == 0:
+            return []
+        geometry = self.recognizer.model.geometry
+        window = final_window(segment.audio, segment.stitcher.stable_end, self.recognizer.settings.window,
+                              self._rate, geometry.stride_samples)
+        words = segment.stitcher.final(window, self.recognizer.logits(window))
+        return self._final(segment, words, event.end_sample / self._rate)
+
+    def _final(self, segment: _Segment, words: list[Word], end_s: float) -> list:
+        start_s = segment.start_sample / self._rate
+        if not words:  # nothing said: clear a partial that was shown, send no empty final
+            return [Partial(segment.number, "", 0, start_s, end_s)] if segment.shown else []
+        if segment.number is None:
+            segment.number, self._count = self._count, self._count + 1
+        return [Final(segment.number, shift(words, start_s), start_s, end_s)]

@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from streamer.audio import read_audio
+from streamer.errors import StreamerError
+from streamer.events import Final, Partial
+from streamer.offline import transcribe_array
+from streamer.runner import OnnxModel
+from streamer.stream import Recognizer, StreamSettings
+from streamer.vad import VadSettings
+from streamer.windower import WindowSettings
+
+from conftest import NPSC, espeak, silence
+
+
+@pytest.fixture(scope="module")
+def model(tiny_export):
+    return OnnxModel(tiny_export)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> np.ndarray:
+    path = espeak("Stortingets møte er lovlig satt. Representantene har igjen tatt sete.",
+                  tmp_path_factory.mktemp("stream") / "s.wav")
+    return read_audio(str(path))
+
+
+def run_stream(stream, audio: np.ndarray, sizes) -> list:
+    events, position = [], 0
+    for size in sizes:
+        if position >= len(audio):
+            break
+        events += stream.accept(audio[position : position + size])
+        position += size
+    if position < len(audio):
+        events += stream.accept(audio[position:])
+    return events + stream.finish()
+
+
+def finals(events) -> list[dict]:
+    return [e.to_json() for e in events if isinstance(e, Final)]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.integers(min_value=1, max_value=32000), min_size=1, max_size=30))
+def test_any_block_split_gives_identical_finals(model, speech, sizes):
+    audio = np.concatenate([silence(0.5), speech, silence(1.0), speech, silence(0.3)])
+    recognizer = Recognizer(model, StreamSettings(window=WindowSettings(final_window_s=2.0)))
+    reference = finals(run_stream(recognizer.stream(), audio, [len(audio)]))
+    assert len(reference) == 2
+    assert finals(run_stream(recognizer.stream(), audio, sizes)) == reference
+
+
+def test_single_sample_blocks(model, speech):
+    audio = np.concatenate([silence(0.3), speech[:16000]])
+    recognizer = Recognizer(model)
+    assert finals(run_stream(recognizer.stream(), audio, [1] * len(audio))) == \
+        finals(run_stream(recognizer.stream(), audio, [len(audio)]))
+
+
+def test_finals_equal_offline_when_segments_fit_the_final_window(model, speech):
+    audio = np.concatenate([silence(1.0), speech, silence(1.5), speech[:30000], silence(0.2)])
+    offline = transcribe_array(audio, model)
+    events = run_stream(Recognizer(model).stream(), audio, [4800] * 1000)
+    streamed = [e for e in events if isinstance(e, Final)]
+    assert [f.text for f in streamed] == [s.text for s in offline]
+    assert [f.words for f in streamed] == [s.words for s in offline]
+
+
+def test_partials_come_before_their_final_and_grow(model, speech):
+    events = run_stream(Recognizer(model).stream(), np.concatenate([silence(0.5), speech, silence(1)]), [1600] * 500)
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[-1] == "Final" and "Partial" in kinds
+    partials = [e for e in events if isinstance(e, Partial)]
+    assert all(0 <= p.stable_chars <= len(p.text) for p in partials)
+    assert all(p.segment == 0 for p in partials)
+    ends = [p.end_s for p in partials]
+    assert ends == sorted(ends)
+
+
+def test_long_monologue_is_cut_into_finals_without_losing_audio(model, speech):
+    audio = np.concatenate([speech] * 6)  # ~26 s without a pause long enough to end a segment
+    settings = StreamSettings(vad=VadSettings(max_segment_s=8.0, cut_search_s=3.0, hangover_ms=1500),
+                              window=WindowSettings(final_window_s=4.0))
+    out = finals(run_stream(Recognizer(model, settings).stream(), audio, [8000] * 100))
+    assert len(out) >= 3
+    assert [f["segment"] for f in out] == list(range(len(out)))
+    for a, b in zip(out, out[1:]):
+        assert a["end"] <= b["start"] + 1e-9
+    words = [w for f in out for w in f["words"]]
+    assert all(w1["end"] <= w2["start"] + 1e-9 for w1, w2 in zip(words, words[1:]))
+
+
+def test_silence_noise_click_and_mid_word_end(model, speech):
+    recognizer = Recognizer(model)
+    assert run_stream(recognizer.stream(), silence(5.0), [16000] * 10) == []
+    click = silence(3.0)
+    click[20000:20010] = 30000
+    assert all(e.text for e in run_stream(recognizer.stream(), click, [512] * 200) if isinstance(e, Final))
+    noise = (np.random.default_rng(0).standard_normal(16000 * 4) * 3000).astype(np.int16)
+    assert all(e.text for e in run_stream(recognizer.stream(), noise, [3200] * 50) if isinstance(e, Final))
+    cut_mid_word = run_stream(recognizer.stream(), np.concatenate([silence(0.5), speech[: len(speech) // 2]]), [1600] * 300)
+    assert isinstance(cut_mid_word[-1], Final) and cut_mid_word[-1].text
+
+
+@pytest.mark.parametrize("clip", ["norwegian-short-3s.mp3", "norwegian-medium-8s.mp3"])
+def test_npsc_clip_is_one_final(model, clip):
+    audio = read_audio(str(NPSC / clip))
+    out = finals(run_stream(Recognizer(model).stream(), audio, [2048] * 200))
+    assert len(out) == 1
+    assert out[0]["start"] <= 0.3 and out[0]["end"] >= len(audio) / 16000 - 0.3
+
+
+def test_reset_starts_a_new_stream(model, speech):
+    stream = Recognizer(model).stream()
+    first = finals(run_stream(stream, speech, [4000] * 100))
+    stream.reset()
+    assert finals(run_stream(stream, speech, [4000] * 100)) == first
+
+
+def test_window_settings_errors():
+    with pytest.raises(StreamerError, match="multiple of 20 ms"):
+        WindowSettings(hop_ms=250)
+    with pytest.raises(StreamerError, match="hop_ms"):
+        WindowSettings(hop_ms=0)
