@@ -53,14 +53,16 @@ def group_words(words: list[Word], settings: CueSettings = CueSettings()) -> lis
     return groups
 
 
-def make_cues(segments_words: list[list[Word]], settings: CueSettings = CueSettings()) -> list[Cue]:
-    """Cues per segment (a cue never spans two segments); short cues held up to the minimum time."""
-    groups = [g for words in segments_words for g in group_words(words, settings)]
+def make_cues(words: list[Word], until_s: float, settings: CueSettings = CueSettings()) -> list[Cue]:
+    """Cues of one segment (a cue never spans two); a short cue is held up to the minimum time, but
+    never past the next cue nor past until_s (where the segment ends), so cues can be written as soon
+    as each segment is final."""
+    groups = group_words(words, settings)
     cues = []
     for i, group in enumerate(groups):
         start, end = group[0].start_s, group[-1].end_s
-        next_start = groups[i + 1][0].start_s if i + 1 < len(groups) else float("inf")
-        end = min(max(end, start + settings.min_duration_s), max(end, next_start))
+        limit = groups[i + 1][0].start_s if i + 1 < len(groups) else until_s
+        end = max(end, min(start + settings.min_duration_s, limit))
         cues.append(Cue(start, end, split_lines([w.word for w in group], settings.max_line_chars)))
     return cues
 
@@ -81,9 +83,28 @@ def vtt_cue(cue: Cue) -> str:
     return f"{timestamp(cue.start_s, '.')} --> {timestamp(cue.end_s, '.')}\n" + "\n".join(cue.lines) + "\n\n"
 
 
-def to_srt(cues: list[Cue]) -> str:
-    return "".join(srt_cue(i, cue) for i, cue in enumerate(cues, start=1))
+VTT_HEADER = "WEBVTT\n\n"
+
+
+def to_srt(cues: list[Cue], first_index: int = 1) -> str:
+    return "".join(srt_cue(i, cue) for i, cue in enumerate(cues, start=first_index))
 
 
 def to_vtt(cues: list[Cue]) -> str:
-    return "WEBVTT\n\n" + "".join(vtt_cue(cue) for cue in cues)
+    return "".join(vtt_cue(cue) for cue in cues)
+
+
+class CueWriter:
+    """SRT or WebVTT text for each final segment as it comes, numbered across the whole stream."""
+
+    def __init__(self, fmt: str, settings: CueSettings = CueSettings()):
+        self.fmt, self.settings, self.count = fmt, settings, 0
+
+    def header(self) -> str:
+        return VTT_HEADER if self.fmt == "vtt" else ""
+
+    def segment(self, words: list[Word], until_s: float) -> str:
+        cues = make_cues(words, until_s, self.settings)
+        text = to_srt(cues, self.count + 1) if self.fmt == "srt" else to_vtt(cues)
+        self.count += len(cues)
+        return text

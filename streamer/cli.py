@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 from . import DEFAULT_MODEL, SAMPLE_RATE, __version__
 from .errors import StreamerError
 
-OFFLINE_FORMATS = ("text", "json", "srt", "vtt")
+FORMATS = ("text", "json", "jsonl", "srt", "vtt")
 
 
 def log(message: str) -> None:
@@ -25,8 +24,9 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="exported model dir, local Hugging Face checkpoint dir, or hub id "
                              f"(exported once into the cache, ~/.cache/streamer or $STREAMER_CACHE). Default: {DEFAULT_MODEL}")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="ONNX Runtime device; auto takes CUDA when onnxruntime-gpu sees a GPU (default: auto)")
+    parser.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where ONNX Runtime runs the model; auto takes CUDA when onnxruntime-gpu sees a GPU, "
+                             "else the CPU (default: auto)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="ONNX Runtime intra-op threads, 0 for its default (one per core)")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
@@ -62,14 +62,46 @@ def build_parser() -> argparse.ArgumentParser:
                     "segment runs through the model whole (longer ones in overlapping 30 s chunks).")
     transcribe.add_argument("input", metavar="INPUT", help="audio/video file or URL")
     add_runner_options(transcribe)
-    transcribe.add_argument("--format", choices=OFFLINE_FORMATS, default="text",
-                            help="text (a line per segment), json ({text, words, duration, segments}), srt or vtt")
+    transcribe.add_argument("--format", choices=FORMATS, default="text",
+                            help="text (a line per segment), json ({text, words, duration, segments}), "
+                                 "jsonl (every streaming event, with --stream), srt or vtt")
     transcribe.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
-    transcribe.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
-                            help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
-    transcribe.add_argument("--no-vad", action="store_true", help="treat all audio as speech")
+    transcribe.add_argument("--stream", action="store_true",
+                            help="run the streaming path (VAD gate, overlapping windows, partial and final events) "
+                                 "instead of the offline reference")
+    transcribe.add_argument("--realtime", action="store_true", help="with --stream: pace the input like live audio")
     transcribe.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_stream_options(transcribe)
+
+    mic = commands.add_parser(
+        "mic", help="live captions from a microphone",
+        description="Live captions from a microphone (sounddevice/PortAudio): finals scroll, the partial line "
+                    "updates in place. Ctrl-C flushes the last final and exits.")
+    add_runner_options(mic)
+    mic.add_argument("--device", "-d", dest="input_device", metavar="D",
+                     help="input device index or name (see --list-devices); default: the system's default input")
+    mic.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    mic.add_argument("--format", choices=("text", "jsonl"), default="text",
+                     help="text (live terminal view) or jsonl (every event)")
+    add_stream_options(mic)
     return parser
+
+
+def add_stream_options(parser: argparse.ArgumentParser) -> None:
+    from .windower import WindowSettings
+
+    w = WindowSettings()
+    parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
+                        help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
+    parser.add_argument("--no-vad", action="store_true", help="always-on audio: treat everything as speech")
+    parser.add_argument("--left-ms", type=int, default=w.left_ms, help=f"streaming window left context (default {w.left_ms})")
+    parser.add_argument("--hop-ms", type=int, default=w.hop_ms,
+                        help=f"streaming hop: a window runs per hop of audio (default {w.hop_ms})")
+    parser.add_argument("--right-ms", type=int, default=w.right_ms,
+                        help=f"streaming window right context; its frames are the partial's tail (default {w.right_ms})")
+    parser.add_argument("--final-window-s", type=float, default=w.final_window_s,
+                        help="a final re-decodes up to this much of its segment in one pass; segments up to this "
+                             f"long come out exactly as offline (default {w.final_window_s:g})")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -88,7 +120,7 @@ def load_runner(args: argparse.Namespace):
     from .loader import load_model
     from .runner import RunnerSettings
 
-    return load_model(args.model, RunnerSettings(device=args.device, intra_op_threads=args.threads),
+    return load_model(args.model, RunnerSettings(device=args.compute, intra_op_threads=args.threads),
                       args.precision, log=log)
 
 
@@ -119,48 +151,93 @@ class Counter:
             yield block
 
 
-def render(segments: list, fmt: str, duration_s: float) -> str:
-    from .captions import make_cues, to_srt, to_vtt
-
-    if fmt == "json":
-        words = [w.to_json() for s in segments for w in s.words]
-        return json.dumps({
-            "text": " ".join(s.text for s in segments), "words": words, "duration": round(duration_s, 3),
-            "segments": [{"start": round(s.start_s, 3), "end": round(s.end_s, 3), "text": s.text} for s in segments],
-        }, ensure_ascii=False, indent=1) + "\n"
-    cues = make_cues([list(s.words) for s in segments])
-    return to_srt(cues) if fmt == "srt" else to_vtt(cues)
+def check_format(args: argparse.Namespace) -> None:
+    if args.format == "jsonl" and not args.stream:
+        raise StreamerError("--format jsonl gives streaming events: add --stream (offline formats: text, json, srt, vtt)")
+    if args.realtime and not args.stream:
+        raise StreamerError("--realtime paces the streaming path: add --stream")
 
 
-def cmd_transcribe(args: argparse.Namespace) -> int:
+def stream_settings(args: argparse.Namespace):
     from dataclasses import replace
 
-    from .audio import check_input, ffmpeg_blocks
+    from .stream import StreamSettings
+    from .windower import WindowSettings
+
+    settings = StreamSettings()
+    vad = replace(settings.vad, aggressiveness=args.vad_aggressiveness, enabled=not args.no_vad)
+    window = WindowSettings(args.left_ms, args.hop_ms, args.right_ms, args.final_window_s)
+    return replace(settings, vad=vad, window=window)
+
+
+def offline_events(blocks, model, args) -> Iterator:
+    from dataclasses import replace
+
+    from .events import Final
     from .offline import OfflineSettings, transcribe_blocks
 
-    check_input(args.input)
-    model = load_runner(args)
     settings = OfflineSettings()
     settings = replace(settings, vad=replace(settings.vad, aggressiveness=args.vad_aggressiveness,
                                              enabled=not args.no_vad))
-    blocks = Counter(ffmpeg_blocks(args.input))
-    segments = []
+    for segment in transcribe_blocks(blocks, model, settings):
+        yield Final(segment.index, segment.words, segment.start_s, segment.end_s)
+
+
+def streaming_events(blocks, model, args) -> Iterator:
+    from .stream import Recognizer
+
+    stream = Recognizer(model, stream_settings(args)).stream()
+    for block in blocks:
+        yield from stream.accept(block)
+    yield from stream.finish()
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from .audio import check_input, ffmpeg_blocks
+    from .output import CaptionSink
+
+    check_format(args)
+    check_input(args.input)
+    model = load_runner(args)
+    block_samples = SAMPLE_RATE // 10 if args.stream else SAMPLE_RATE
+    blocks = Counter(ffmpeg_blocks(args.input, block_samples, realtime=args.realtime))
+    source = with_progress(iter(blocks), args.input, not (args.no_progress or args.realtime))
+    events = (streaming_events if args.stream else offline_events)(source, model, args)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
-        for segment in transcribe_blocks(with_progress(iter(blocks), args.input, not args.no_progress), model, settings):
-            segments.append(segment)
-            if args.format == "text":
-                out.write(segment.text + "\n")
-                out.flush()
-        if args.format != "text":
-            out.write(render(segments, args.format, blocks.samples / SAMPLE_RATE))
+        sink = CaptionSink(args.format, out)
+        for event in events:
+            sink.event(event)
+        sink.close(blocks.samples / SAMPLE_RATE)
     finally:
         if out is not sys.stdout:
             out.close()
     return 0
 
 
-COMMANDS = {"export": cmd_export, "transcribe": cmd_transcribe}
+def cmd_mic(args: argparse.Namespace) -> int:
+    from .mic import list_devices, microphone_blocks
+    from .output import CaptionSink, TerminalView
+    from .stream import Recognizer
+
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    view = TerminalView(sys.stdout) if args.format == "text" else CaptionSink(args.format, sys.stdout)
+    stream = Recognizer(load_runner(args), stream_settings(args)).stream()
+    try:
+        for block in microphone_blocks(args.input_device, SAMPLE_RATE // 10,
+                                       on_open=lambda: log("listening (Ctrl-C to stop)")):
+            for event in stream.accept(block):
+                view.event(event)
+    except KeyboardInterrupt:
+        pass
+    for event in stream.finish():
+        view.event(event)
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic}
 
 
 def main(argv: list[str] | None = None) -> int:
