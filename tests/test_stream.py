@@ -124,3 +124,51 @@ def test_window_settings_errors():
         WindowSettings(hop_ms=250)
     with pytest.raises(StreamerError, match="hop_ms"):
         WindowSettings(hop_ms=0)
+
+
+def test_cli_stream_jsonl_prints_every_event_and_matches_offline_text(tiny_export):
+    import json
+    import subprocess
+    import sys
+
+    def run(*extra):
+        result = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(NPSC / "norwegian-medium-8s.mp3"),
+                                 "--model", str(tiny_export), *extra], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    events = [json.loads(line) for line in run("--stream", "--format", "jsonl").splitlines()]
+    assert {e["type"] for e in events} == {"partial", "final"}
+    assert events[-1]["type"] == "final"
+    offline = run("--format", "text").strip()
+    assert " ".join(e["text"] for e in events if e["type"] == "final") == offline
+    assert "-->" in run("--stream", "--format", "srt")
+    bad = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(NPSC / "norwegian-short-3s.mp3"),
+                          "--model", str(tiny_export), "--format", "jsonl"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "add --stream" in bad.stderr
+
+
+def test_ten_minute_stream_keeps_memory_bounded(model, speech):
+    """10 minutes of talk with short pauses: finals keep coming, buffers never outgrow the segment cap."""
+    import tracemalloc
+
+    settings = StreamSettings(vad=VadSettings(max_segment_s=10.0, cut_search_s=4.0))
+    stream = Recognizer(model, settings).stream()
+    piece = np.concatenate([speech, silence(0.2)])
+    audio = np.tile(piece, int(np.ceil(600 * 16000 / len(piece))))[: 600 * 16000]
+    finals_seen, longest, memory = [], 0, []
+    tracemalloc.start()
+    for start in range(0, len(audio), 16000):
+        for event in stream.accept(audio[start : start + 16000]):
+            if isinstance(event, Final):
+                finals_seen.append(event)
+        if stream._segment is not None:
+            longest = max(longest, len(stream._segment.audio))
+        if start % (60 * 16000) == 0:
+            memory.append(tracemalloc.get_traced_memory()[0])
+    finals_seen += [e for e in stream.finish() if isinstance(e, Final)]
+    tracemalloc.stop()
+    assert len(finals_seen) >= 600 / 10 and all(f.text for f in finals_seen)
+    assert longest <= 10.0 * 16000 + 16000
+    assert max(memory[2:]) - min(memory[2:]) < 8 * 2**20  # flat after the first minutes
+    assert all(a.end_s <= b.start_s + 1e-9 for a, b in zip(finals_seen, finals_seen[1:]))
