@@ -1,0 +1,118 @@
+"""Word and character error rates of any model, greedy decoding, through streamer's offline path.
+
+Either a folder of audio files with a same-named .txt reference beside each (any format ffmpeg
+reads), or freshly synthesized held-out sentences (espeak-ng, a text source the small model never
+trained on). References and hypotheses are normalized the same way (lowercase, letters only).
+
+    python models/evaluate.py --model models/tiny-nb                   # 200 held-out sentences, voice nb
+    python models/evaluate.py --model models/tiny-nb --voice nb+m3 --speed-wpm 140
+    python models/evaluate.py --model NbAiLab/XLSR-300M-bokmaal --data my-clips/ --vad --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+AUDIO_SUFFIXES = {".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".mp4", ".webm"}
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase words of letters; punctuation and other symbols become spaces."""
+    text = unicodedata.normalize("NFC", text).lower()
+    return " ".join(re.sub(r"[^\wæøå]+|[\d_]+", " ", text).split())
+
+
+def folder_items(folder: Path) -> list[tuple[str, np.ndarray, str]]:
+    from streamer.audio import read_audio
+    from streamer.errors import StreamerError
+
+    if not folder.is_dir():
+        raise StreamerError(f"{folder} is not a directory: --data takes a folder of audio files and .txt references")
+    items = []
+    for audio_path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
+        reference = audio_path.with_suffix(".txt")
+        if not reference.exists():
+            print(f"skipping {audio_path.name}: no {reference.name}", file=sys.stderr)
+            continue
+        items.append((audio_path.name, read_audio(str(audio_path)), reference.read_text(encoding="utf-8")))
+    if not items:
+        raise StreamerError(f"{folder} has no audio file with a same-named .txt reference")
+    return items
+
+
+def synthesized_items(count: int, voice: str, speed_wpm: int, pitch: int) -> list[tuple[str, np.ndarray, str]]:
+    from models.synth import Voice, heldout_sentences, synthesize
+
+    chosen = Voice(voice, speed_wpm, pitch)
+    return [(f"heldout-{i}", synthesize(spoken, chosen), label)
+            for i, (spoken, label) in enumerate(heldout_sentences(count))]
+
+
+def transcribe(audio: np.ndarray, model, use_vad: bool) -> str:
+    from dataclasses import replace
+
+    from streamer.offline import OfflineSettings, transcribe_array
+
+    settings = OfflineSettings()
+    settings = replace(settings, vad=replace(settings.vad, enabled=use_vad))
+    return " ".join(segment.text for segment in transcribe_array(audio, model, settings))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(REPO / "models" / "tiny-nb"),
+                        help="exported dir, Hugging Face checkpoint dir or hub id (default: models/tiny-nb)")
+    parser.add_argument("--data", type=Path, help="folder of audio files + same-named .txt references")
+    parser.add_argument("--sentences", type=int, default=200, help="held-out sentences to synthesize (no --data)")
+    parser.add_argument("--voice", default="nb", help="espeak-ng voice for synthesized sentences (default nb)")
+    parser.add_argument("--speed-wpm", type=int, default=175, help="espeak-ng speed (default 175, its own)")
+    parser.add_argument("--pitch", type=int, default=50, help="espeak-ng pitch 0–99 (default 50)")
+    parser.add_argument("--vad", action="store_true", help="split at pauses with the VAD (the product's offline "
+                                                           "path); default: each file in one pass")
+    parser.add_argument("--show", type=int, default=5, help="print this many errors")
+    parser.add_argument("--json", type=Path, help="write per-item results and totals here")
+    args = parser.parse_args()
+
+    from streamer.errors import StreamerError
+    from streamer.loader import load_model
+    from streamer.metrics import cer, wer
+
+    try:
+        model = load_model(args.model, log=lambda m: print(m, file=sys.stderr))
+        items = (folder_items(args.data) if args.data
+                 else synthesized_items(args.sentences, args.voice, args.speed_wpm, args.pitch))
+    except StreamerError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    rows = []
+    for n, (name, audio, reference) in enumerate(items, start=1):
+        rows.append({"item": name, "reference": normalize_text(reference),
+                     "hypothesis": normalize_text(transcribe(audio, model, args.vad))})
+        if sys.stderr.isatty():
+            print(f"\r{n}/{len(items)}", end="", file=sys.stderr)
+    refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
+    totals = {"items": len(rows), "words": sum(len(r.split()) for r in refs), "wer": wer(refs, hyps),
+              "cer": cer(refs, hyps), "model": args.model,
+              "data": str(args.data) if args.data else f"{args.sentences} held-out sentences, voice {args.voice}, "
+                                                        f"{args.speed_wpm} wpm, pitch {args.pitch}"}
+    for row in [r for r in rows if r["reference"] != r["hypothesis"]][: args.show]:
+        print(f"REF: {row['reference']}\nHYP: {row['hypothesis']}\n")
+    print(f"{totals['data']}: {totals['items']} items, {totals['words']} words")
+    print(f"WER {totals['wer']:.4f}  CER {totals['cer']:.4f}  (greedy, offline)")
+    if args.json:
+        args.json.write_text(json.dumps({"totals": totals, "items": rows}, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
