@@ -172,3 +172,31 @@ def test_ten_minute_stream_keeps_memory_bounded(model, speech):
     assert longest <= 10.0 * 16000 + 16000
     assert max(memory[2:]) - min(memory[2:]) < 8 * 2**20  # flat after the first minutes
     assert all(a.end_s <= b.start_s + 1e-9 for a, b in zip(finals_seen, finals_seen[1:]))
+
+
+def test_a_bad_block_is_refused_and_loses_nothing(model, speech):
+    audio = np.concatenate([silence(0.5), speech, silence(1.0)])
+    recognizer = Recognizer(model)
+    reference = finals(run_stream(recognizer.stream(), audio, [3200] * 400))
+    stream, events = recognizer.stream(), []
+    for i, start in enumerate(range(0, len(audio), 3200)):
+        if i == 5:
+            for bad in (np.zeros((2, 100), np.int16), np.array([np.nan], np.float32), np.zeros(10, np.int64)):
+                with pytest.raises(StreamerError):
+                    stream.accept(bad)
+        events += stream.accept(audio[start : start + 3200])
+    assert finals(events + stream.finish()) == reference
+
+
+def test_realtime_pacing_takes_the_audio_time(tiny_export):
+    import subprocess
+    import sys
+    import time
+
+    began = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(NPSC / "norwegian-short-3s.mp3"),
+                             "--model", str(tiny_export), "--stream", "--realtime", "--format", "jsonl"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - began >= 3.0  # paced like live audio: no faster than the clip lasts
+    assert '"type": "final"' in result.stdout
