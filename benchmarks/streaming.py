@@ -46,16 +46,19 @@ SETTINGS = [  # (left_ms, hop_ms, right_ms, final_window_s); the first is the de
 ]
 
 
-def test_stream(n_sentences: int, seed: int) -> tuple[np.ndarray, list[str]]:
-    """Held-out sentences, default voice, joined by 0.6–1.6 s pauses; returns int16 audio and references."""
+def test_stream(n_sentences: int, seed: int, per_utterance: int = 3) -> tuple[np.ndarray, list[str]]:
+    """Held-out sentences in the default voice, a few at a time run together (0.1–0.25 s gaps) into
+    utterances of several seconds, the utterances joined by 0.8–1.6 s pauses. int16 audio, references."""
     from models.synth import heldout_sentences, synthesize
 
     rng = np.random.default_rng(seed)
     sentences = heldout_sentences()
     picked = [sentences[i] for i in sorted(rng.choice(len(sentences), n_sentences, replace=False))]
+    gap = lambda low, high: np.zeros(int(rng.uniform(low, high) * 16000), np.float32)
     parts = [np.zeros(8000, np.float32)]
-    for spoken, _ in picked:
-        parts += [synthesize(spoken), np.zeros(int(rng.uniform(0.6, 1.6) * 16000), np.float32)]
+    for i, (spoken, _) in enumerate(picked):
+        last_of_utterance = (i + 1) % per_utterance == 0 or i + 1 == len(picked)
+        parts += [synthesize(spoken), gap(0.8, 1.6) if last_of_utterance else gap(0.1, 0.25)]
     audio = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
     return audio, [label for _, label in picked]
 

@@ -154,9 +154,10 @@ def augment(audio: np.ndarray, rng: np.random.Generator, aug: Augmentation = Aug
     lead = int(rng.uniform(*aug.lead_silence_ms) * SAMPLE_RATE_HZ / 1000)
     trail = int(rng.uniform(*aug.trail_silence_ms) * SAMPLE_RATE_HZ / 1000)
     out = np.concatenate([np.zeros(lead, np.float32), audio, np.zeros(trail, np.float32)])
-    out *= np.float32(10 ** (rng.uniform(*aug.gain_db) / 20))
+    gain = 10 ** (rng.uniform(*aug.gain_db) / 20)
+    out *= np.float32(gain)
     if rng.random() < aug.noise_probability:
-        rms = float(np.sqrt(np.mean(audio ** 2)) + 1e-8) * 10 ** (rng.uniform(*aug.gain_db) / 20)
+        rms = float(np.sqrt(np.mean(audio ** 2)) + 1e-8) * gain  # speech level after gain
         noise = rng.standard_normal(len(out)).astype(np.float32)
         if rng.random() < 0.5:  # brown-ish noise half of the time
             noise = np.cumsum(noise)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import random
 import sys
 import time
@@ -68,15 +69,19 @@ class TrainSettings:
     minutes: float = 42.0            # whole run: setup, training, final evaluation, saving
     seed: int = 1234
     peak_lr: float = 2e-3
-    warmup_fraction: float = 0.06
+    warmup_fraction: float = 0.05
     final_lr_fraction: float = 0.02
     weight_decay: float = 0.01
-    batch_audio_s: float = 48.0      # padded audio per batch
+    batch_audio_s: float = 40.0      # padded audio per batch, reached after the ramp
+    first_batch_audio_s: float = 12.0  # small batches (more updates) at the start
+    batch_ramp_fraction: float = 0.3
     pool_utterances: int = 96        # synthesized together, then batched by length
     log_every_steps: int = 25
     eval_every_min: float = 6.0
     eval_sentences_periodic: int = 100
-    reserve_for_final_s: float = 90.0
+    reserve_for_final_s: float = 60.0
+    curriculum_fraction: float = 0.15  # easy (plain voice, clean) share falls 1 -> 0 over this
+    easy_sentences: int = 3000         # the shortest sentences, used for the easy share
     max_steps: int = 0               # 0: until the time budget is spent
     model: ModelSize = field(default_factory=ModelSize)
     voices: VoiceMix = field(default_factory=VoiceMix)
@@ -84,12 +89,18 @@ class TrainSettings:
 
 # ------------------------------------------------------------------ data
 
+EASY_AUGMENTATION = synth.Augmentation(gain_db=(-6.0, 0.0), noise_probability=0.0)
+
+
 class SynthStream(torch.utils.data.IterableDataset):
     """Endless length-bucketed batches of freshly synthesized utterances."""
 
     def __init__(self, labels_and_texts: list[tuple[str, str]], settings: TrainSettings):
         self.rows = labels_and_texts
         self.settings = settings
+        by_length = sorted(labels_and_texts, key=lambda r: (len(r[1]), r[1]))
+        self.easy_rows = by_length[:settings.easy_sentences]
+        self.progress = multiprocessing.Value("d", 0.0)  # training fraction, set by the trainer
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -99,15 +110,28 @@ class SynthStream(torch.utils.data.IterableDataset):
             yield from self._pool_batches(rng)
 
     def _utterance(self, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
-        spoken, label = self.rows[rng.integers(len(self.rows))]
+        easy = rng.random() < self.easy_probability()
+        rows = self.easy_rows if easy else self.rows
+        spoken, label = rows[rng.integers(len(rows))]
         text = label if rng.random() < self.settings.voices.normalized_text_probability else spoken
-        audio = synth.synthesize(text, self.settings.voices.draw(rng))
-        return synth.normalize_audio(synth.augment(audio, rng)), synth.label_to_ids(label)
+        if easy:  # short sentence, plain voice, no noise
+            audio = synth.augment(synth.synthesize(text), rng, EASY_AUGMENTATION)
+        else:
+            audio = synth.augment(synth.synthesize(text, self.settings.voices.draw(rng)), rng)
+        return synth.normalize_audio(audio), synth.label_to_ids(label)
+
+    def easy_probability(self) -> float:
+        """Curriculum: all easy utterances at the start, none after the ramp."""
+        ramp = self.settings.curriculum_fraction
+        return max(0.0, 1.0 - self.progress.value / ramp) if ramp > 0 else 0.0
 
     def _pool_batches(self, rng: np.random.Generator):
         pool = sorted((self._utterance(rng) for _ in range(self.settings.pool_utterances)),
                       key=lambda u: len(u[0]))
-        max_samples = int(self.settings.batch_audio_s * synth.SAMPLE_RATE_HZ)
+        s = self.settings
+        ramp = min(1.0, self.progress.value / s.batch_ramp_fraction) if s.batch_ramp_fraction > 0 else 1.0
+        batch_s = s.first_batch_audio_s + (s.batch_audio_s - s.first_batch_audio_s) * ramp
+        max_samples = int(batch_s * synth.SAMPLE_RATE_HZ)
         batches, current = [], []
         for utt in pool:
             if current and len(utt[0]) * (len(current) + 1) > max_samples:
@@ -199,7 +223,8 @@ class Log:
 def train(args: argparse.Namespace) -> dict:
     start_s = time.monotonic()
     settings = TrainSettings(minutes=args.minutes, seed=args.seed, peak_lr=args.peak_lr,
-                             max_steps=args.max_steps,
+                             max_steps=args.max_steps, batch_audio_s=args.batch_audio_s,
+                             curriculum_fraction=args.curriculum_fraction,
                              model=ModelSize(conv_dim=args.conv_dim, hidden_size=args.hidden_size,
                                              num_layers=args.layers,
                                              intermediate_size=4 * args.hidden_size))
@@ -222,7 +247,8 @@ def train(args: argparse.Namespace) -> dict:
     print(f"model parameters: {n_params:,}", flush=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.peak_lr, betas=(0.9, 0.98),
                                   weight_decay=settings.weight_decay)
-    loader = torch.utils.data.DataLoader(SynthStream(train_rows, settings), batch_size=None,
+    stream = SynthStream(train_rows, settings)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None,
                                          num_workers=1, prefetch_factor=6,
                                          worker_init_fn=_worker_init, persistent_workers=True)
     budget_s = settings.minutes * 60
@@ -238,6 +264,7 @@ def train(args: argparse.Namespace) -> dict:
         fraction = (elapsed_s - train_start_s) / (train_end_s - train_start_s)
         if settings.max_steps:
             fraction = step / settings.max_steps
+        stream.progress.value = fraction
         for group in optimizer.param_groups:
             group["lr"] = lr_at(fraction, settings)
         loss = model(x, attention_mask=mask, labels=labels).loss
@@ -288,9 +315,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="wall-clock budget of the whole run incl. final eval (default: %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="seed for data stream and init (default: %(default)s)")
     p.add_argument("--peak-lr", type=float, default=d.peak_lr, help="peak learning rate (default: %(default)s)")
+    p.add_argument("--batch-audio-s", type=float, default=d.batch_audio_s,
+                   help="padded seconds of audio per batch after the ramp (default: %(default)s)")
+    p.add_argument("--curriculum-fraction", type=float, default=d.curriculum_fraction,
+                   help="budget fraction over which easy utterances are phased out (default: %(default)s)")
     p.add_argument("--max-steps", type=int, default=0,
                    help="stop after N steps, LR schedule by step (default: 0 = time budget only)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of the trainer; the synthesis worker is a second process "
+                        "(default: %(default)s, faster than 2 on a shared 2-core machine)")
     p.add_argument("--conv-dim", type=int, default=m.conv_dim, help="channels of every conv layer (default: %(default)s)")
     p.add_argument("--hidden-size", type=int, default=m.hidden_size, help="transformer width (default: %(default)s)")
     p.add_argument("--layers", type=int, default=m.num_layers, help="transformer layers (default: %(default)s)")

@@ -34,6 +34,18 @@ def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_nb(tmp_path_factory) -> Path:
+    """The project's own small Norwegian model (models/tiny-nb), exported to ONNX once per session."""
+    from streamer.checkpoint import resolve_checkpoint
+    from streamer.export import export_checkpoint
+
+    assert (TINY_NB / "config.json").exists(), "models/tiny-nb is part of the repository"
+    out = tmp_path_factory.mktemp("tiny-nb") / "onnx"
+    export_checkpoint(resolve_checkpoint(str(TINY_NB)), out)
+    return out
+
+
 def espeak(text: str, path: Path, voice: str = "nb", speed_wpm: int = 175) -> Path:
     """Norwegian speech from espeak-ng, as a 16 kHz mono WAV."""
     if shutil.which("espeak-ng") is None:
