@@ -55,7 +55,7 @@ def choose_providers(device: str) -> list:
     if device == "cuda" and not has_cuda:
         raise StreamerError(
             "device 'cuda' asked for, but this onnxruntime has no CUDA provider: "
-            "pip install onnxruntime-gpu (and uninstall onnxruntime), or use --device cpu"
+            "pip install onnxruntime-gpu (and uninstall onnxruntime), or run on the CPU (--compute cpu)"
         )
     if device != "cpu" and has_cuda:
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -77,10 +77,9 @@ class OnnxModel:
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = settings.inter_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = choose_providers(settings.device)
         try:
-            self.session = ort.InferenceSession(
-                str(self.model_dir / MODEL_FILE), options, providers=choose_providers(settings.device)
-            )
+            self.session = ort.InferenceSession(str(self.model_dir / MODEL_FILE), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise StreamerError(f"{self.model_dir / MODEL_FILE}: ONNX Runtime cannot load it ({first_line})") from None
