@@ -27,7 +27,6 @@ import collections
 import glob
 import gzip
 import html
-import io
 import os
 import random
 import re
@@ -309,10 +308,10 @@ def main() -> None:
                if label not in seen]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for name, rows in (("nb_train.tsv.gz", train), ("nb_heldout.tsv.gz", heldout)):
-        with gzip.open(args.out_dir / name, "wt", encoding="utf-8", compresslevel=9) as f:
-            # mtime-free gzip is not available via gzip.open; content is stable.
-            for source, spoken in rows:
-                f.write(f"{source}\t{spoken}\n")
+        text = "".join(f"{source}\t{spoken}\n" for source, spoken in rows)
+        with open(args.out_dir / name, "wb") as raw:  # mtime=0: same text, same bytes
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
+                f.write(text.encode("utf-8"))
         print(f"{name}: {len(rows)} sentences")
     counts = collections.Counter(s for s, _ in train)
     for source, n in counts.most_common():

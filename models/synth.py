@@ -111,11 +111,11 @@ class Voice:
 @dataclass(frozen=True)
 class Augmentation:
     """Per-utterance augmentation, drawn by ``augment``."""
-    lead_silence_ms: tuple[int, int] = (20, 400)
-    trail_silence_ms: tuple[int, int] = (20, 400)
+    lead_silence_ms: tuple[int, int] = (20, 300)
+    trail_silence_ms: tuple[int, int] = (20, 300)
     gain_db: tuple[float, float] = (-20.0, 3.0)
-    noise_snr_db: tuple[float, float] = (8.0, 45.0)
-    noise_probability: float = 0.6
+    noise_snr_db: tuple[float, float] = (10.0, 45.0)
+    noise_probability: float = 0.5
 
 
 def resample(audio: np.ndarray, rate_in_hz: int, rate_out_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:

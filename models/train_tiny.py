@@ -46,13 +46,13 @@ class ModelSize:
 @dataclass(frozen=True)
 class VoiceMix:
     """How training voices are drawn; evaluation uses synth.Voice() (plain nb)."""
-    default_voice_probability: float = 0.35
+    default_voice_probability: float = 0.5
     variants: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7",
                                  "f1", "f2", "f3", "f4", "f5")
-    default_speed_probability: float = 0.4
-    speed_wpm: tuple[int, int] = (130, 230)
-    default_pitch_probability: float = 0.4
-    pitch: tuple[int, int] = (25, 75)
+    default_speed_probability: float = 0.5
+    speed_wpm: tuple[int, int] = (140, 215)
+    default_pitch_probability: float = 0.5
+    pitch: tuple[int, int] = (30, 70)
     normalized_text_probability: float = 0.3  # speak the label instead of the raw text
 
     def draw(self, rng: np.random.Generator) -> synth.Voice:

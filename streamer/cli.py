@@ -29,8 +29,9 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
                              "else the CPU (default: auto)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="ONNX Runtime intra-op threads, 0 for its default (one per core)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
-                        help="precision when a checkpoint is exported on first use (default: fp32)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "int8"), default="auto",
+                        help="precision when a checkpoint or hub id is exported on first use; auto: fp32 on a GPU, "
+                             "int8 on a CPU (about 2× faster, see benchmarks/RESULTS.md). An exported dir runs as it is")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,13 +37,23 @@ def cached_export_dir(checkpoint: Checkpoint, precision: str) -> Path:
     return cache_root() / slug[-80:] / checkpoint_key(checkpoint) / precision
 
 
+def auto_precision(settings: RunnerSettings) -> str:
+    """fp32 where a GPU runs the model; int8 on a CPU, where fp32 XLS-R-300M is too slow to stream
+    on a few cores (benchmarks/RESULTS.md)."""
+    from .runner import choose_providers
+
+    return "fp32" if choose_providers(settings.device)[0] == "CUDAExecutionProvider" else "int8"
+
+
 def load_model(spec: str, settings: RunnerSettings = RunnerSettings(), precision: str = "fp32",
                log: Callable[[str], None] = lambda _: None) -> OnnxModel:
+    """precision applies when a checkpoint is exported on first use: fp32, fp16, int8 or auto."""
     path = Path(spec).expanduser()
     if path.is_dir() and (path / MANIFEST).exists():
         return OnnxModel(path, settings)
     checkpoint = resolve_checkpoint(spec)
     load_vocabulary(checkpoint, check_ctc_config(checkpoint))  # fail before a long export, not during it
+    precision = auto_precision(settings) if precision == "auto" else precision
     target = cached_export_dir(checkpoint, precision)
     if not (target / MANIFEST).exists():
         log(f"first use of {checkpoint.source}: exporting to {target}")

@@ -63,3 +63,12 @@ def test_missing_vocab_and_non_ctc_checkpoints(tiny_checkpoint, tmp_path, cache)
     with pytest.raises(StreamerError, match="not a CTC model"):
         load_model(str(not_ctc))
     assert not cache.exists()  # nothing exported for either
+
+
+def test_auto_precision_is_int8_on_a_cpu(tiny_checkpoint, cache):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    model = load_model(str(tiny_checkpoint), precision="auto")
+    assert model.manifest["precision"] == "int8" and model.model_dir.name == "int8"
