@@ -17,7 +17,7 @@ from .events import Final, Partial
 from .offline import shift
 from .stitcher import Stitcher
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
-from .windower import Window, WindowSettings, final_window, ready_windows
+from .windower import Window, WindowSettings, final_window, ready_windows, samples
 
 
 @dataclass(frozen=True)
@@ -49,10 +49,28 @@ class _Segment:
     def __init__(self, recognizer: Recognizer, start_sample: int):
         geometry = recognizer.model.geometry
         self.start_sample = start_sample
-        self.audio = np.zeros(0, np.float32)
+        self._audio = np.zeros(0, np.float32)
+        self._pending: list[np.ndarray] = []  # blocks not yet joined to _audio
+        self.length = 0  # samples so far
         self.stitcher = Stitcher(recognizer.model.vocab, geometry.stride_samples, geometry.frame_s)
         self.number: int | None = None  # caption segment number, given with its first text
         self.shown = ""  # the last partial text sent
+
+    def append(self, samples: np.ndarray) -> None:
+        self._pending.append(samples)
+        self.length += len(samples)
+
+    @property
+    def audio(self) -> np.ndarray:
+        """All samples so far; blocks are joined only when asked (once per hop, not per block)."""
+        if self._pending:
+            self._audio = np.concatenate([self._audio, *self._pending])
+            self._pending = []
+        return self._audio
+
+    def truncate(self, n_samples: int) -> None:
+        self._audio, self._pending = self.audio[:n_samples], []
+        self.length = len(self._audio)
 
 
 class Stream:
@@ -92,8 +110,10 @@ class Stream:
         if self._segment is None:
             self._segment = _Segment(self.recognizer, event.start_sample)
         segment = self._segment
-        segment.audio = np.concatenate([segment.audio, to_float32(event.samples)])
+        segment.append(to_float32(event.samples))
         settings = self.recognizer.settings.window
+        if segment.length < segment.stitcher.stable_end + samples(settings.hop_ms + settings.right_ms, self._rate):
+            return []
         windows = ready_windows(segment.audio, segment.stitcher.stable_end, settings, self._rate)
         for window in windows:
             segment.stitcher.add(window, self.recognizer.logits(window))
@@ -107,14 +127,14 @@ class Stream:
         if segment.number is None:
             segment.number, self._count = self._count, self._count + 1
         start = segment.start_sample / self._rate
-        return [Partial(segment.number, text, stable_chars, start, start + len(segment.audio) / self._rate)]
+        return [Partial(segment.number, text, stable_chars, start, start + segment.length / self._rate)]
 
     def _end(self, event: SpeechEnd) -> list:
         segment, self._segment = self._segment, None
         if segment is None:
             return []
-        segment.audio = segment.audio[: event.end_sample - segment.start_sample]
-        if len(segment.audio) == 0:
+        segment.truncate(event.end_sample - segment.start_sample)
+        if segment.length == 0:
             return []
         geometry = self.recognizer.model.geometry
         window = final_window(segment.audio, segment.stitcher.stable_end, self.recognizer.settings.window,

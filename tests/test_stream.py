@@ -163,7 +163,7 @@ def test_ten_minute_stream_keeps_memory_bounded(model, speech):
             if isinstance(event, Final):
                 finals_seen.append(event)
         if stream._segment is not None:
-            longest = max(longest, len(stream._segment.audio))
+            longest = max(longest, stream._segment.length)
         if start % (60 * 16000) == 0:
             memory.append(tracemalloc.get_traced_memory()[0])
     finals_seen += [e for e in stream.finish() if isinstance(e, Final)]
