@@ -40,7 +40,8 @@ BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
 SETTINGS = [  # (left_ms, hop_ms, right_ms, final_window_s); the first is the default
     (1000, 500, 500, 12.0),
     (1000, 500, 500, 0.0),
-    (500, 500, 250, 12.0),
+    (1000, 500, 500, 4.0),
+    (500, 500, 500, 12.0),
     (2000, 500, 500, 12.0),
     (1000, 1000, 500, 12.0),
 ]
@@ -121,9 +122,11 @@ def word_difference(streamed: str, offline: str) -> float:
 
 
 def run_setting(model: OnnxModel, audio: np.ndarray, references: list[str], offline_text: str,
-                word_ends_s: list[float], window: tuple, paced: bool = False) -> dict:
+                word_ends_s: list[float], window: tuple, paced: bool = False, hangover_ms: int | None = None) -> dict:
     left, hop, right, final_s = window
     settings = dataclasses.replace(StreamSettings(), window=WindowSettings(left, hop, right, final_s))
+    if hangover_ms is not None:
+        settings = dataclasses.replace(settings, vad=dataclasses.replace(settings.vad, hangover_ms=hangover_ms))
     result = replay(Recognizer(model, settings), audio, paced)
     finals = [e for _, e in result["events"] if isinstance(e, Final)]
     streamed = " ".join(f.text for f in finals)
@@ -131,7 +134,8 @@ def run_setting(model: OnnxModel, audio: np.ndarray, references: list[str], offl
     reference = " ".join(references)
     return {
         "model": model.manifest["source"].split("/")[-1] + f" {model.manifest['precision']}",
-        "window": f"{left}/{hop}/{right} ms, final {final_s:g} s" + (" (wall)" if paced else ""),
+        "window": f"{left}/{hop}/{right} ms, final {final_s:g} s, hangover {settings.vad.hangover_ms}"
+                  + (" (wall)" if paced else ""),
         "wer_stream": wer([reference], [streamed]), "wer_offline": wer([reference], [offline_text]),
         "cer_stream": cer([reference], [streamed]), "cer_offline": cer([reference], [offline_text]),
         "words_differ": word_difference(streamed, offline_text),
@@ -158,6 +162,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--settings", type=int, default=len(SETTINGS), help="how many rows of the settings table")
     parser.add_argument("--wall", action="store_true", help="also replay the default setting on the wall clock")
+    parser.add_argument("--hangover-ms", type=int, help="VAD hangover for every row (default: the library's)")
+    parser.add_argument("--only", type=int, nargs="*", help="run only these rows of the settings table (0-based)")
     args = parser.parse_args()
 
     audio, references = test_stream(args.sentences, args.seed)
@@ -168,11 +174,14 @@ def main() -> None:
     for model_dir in args.model or [default_tiny(), xlsr_export("int8")]:
         model = OnnxModel(model_dir)
         offline_text = " ".join(s.text for s in transcribe_array(audio, model))
-        for window in SETTINGS[: args.settings]:
-            rows.append(run_setting(model, audio, references, offline_text, word_ends_s, window))
+        chosen = [SETTINGS[i] for i in args.only] if args.only is not None else SETTINGS[: args.settings]
+        for window in chosen:
+            rows.append(run_setting(model, audio, references, offline_text, word_ends_s, window,
+                                    hangover_ms=args.hangover_ms))
             print(table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
         if args.wall:
-            rows.append(run_setting(model, audio, references, offline_text, word_ends_s, SETTINGS[0], paced=True))
+            rows.append(run_setting(model, audio, references, offline_text, word_ends_s, SETTINGS[0], paced=True,
+                                    hangover_ms=args.hangover_ms))
     print()
     print(table(rows, COLUMNS))
     path = write_json("streaming", {"audio_s": len(audio) / 16000, "sentences": len(references),

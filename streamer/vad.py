@@ -27,7 +27,7 @@ class VadSettings:
     aggressiveness: int = 2  # webrtcvad: 0 (least) .. 3 (most aggressive filtering of non-speech)
     pre_roll_ms: int = 300  # audio kept before the onset so word starts are not clipped
     onset_ms: int = 150  # voiced audio in a row that opens a segment (a click gives ~100 ms)
-    hangover_ms: int = 600  # unvoiced audio in a row that closes a segment (kept in it)
+    hangover_ms: int = 450  # unvoiced audio in a row that closes a segment (kept in it)
     max_segment_s: float | None = 30.0  # cut longer speech at its quietest point; None: never
     cut_search_s: float = 10.0  # how far back from the cap the quietest point is looked for
 

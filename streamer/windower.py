@@ -20,7 +20,7 @@ class WindowSettings:
     left_ms: int = 1000  # context before the kept part (seen by the model, frames not kept)
     hop_ms: int = 500  # kept part: frames that become stable; one window runs per hop of audio
     right_ms: int = 500  # context after the kept part; its frames are the partial's unstable tail
-    final_window_s: float = 12.0  # a final re-decodes up to this much of its segment's end in one pass
+    final_window_s: float = 4.0  # a final re-decodes up to this much of its segment's end in one pass
     # (0: only the audio after the stable frames, with left context: finals from the stitched windows)
 
     def __post_init__(self) -> None:

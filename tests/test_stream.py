@@ -62,7 +62,8 @@ def test_single_sample_blocks(model, speech):
 def test_finals_equal_offline_when_segments_fit_the_final_window(model, speech):
     audio = np.concatenate([silence(1.0), speech, silence(1.5), speech[:30000], silence(0.2)])
     offline = transcribe_array(audio, model)
-    events = run_stream(Recognizer(model).stream(), audio, [4800] * 1000)
+    settings = StreamSettings(window=WindowSettings(final_window_s=12.0))
+    events = run_stream(Recognizer(model, settings).stream(), audio, [4800] * 1000)
     streamed = [e for e in events if isinstance(e, Final)]
     assert [f.text for f in streamed] == [s.text for s in offline]
     assert [f.words for f in streamed] == [s.words for s in offline]
