@@ -37,10 +37,10 @@ from streamer.stream import Recognizer, StreamSettings
 from streamer.windower import WindowSettings
 
 BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
-SETTINGS = [  # (left_ms, hop_ms, right_ms, final_window_s); the first is the default
-    (1000, 500, 500, 12.0),
-    (1000, 500, 500, 0.0),
+SETTINGS = [  # (left_ms, hop_ms, right_ms, final_window_s); the first is the library's default
     (1000, 500, 500, 4.0),
+    (1000, 500, 500, 0.0),
+    (1000, 500, 500, 12.0),
     (500, 500, 500, 12.0),
     (2000, 500, 500, 12.0),
     (1000, 1000, 500, 12.0),

@@ -186,23 +186,11 @@ def greedy_decode(ids) -> str:
     return " ".join(text.split())
 
 
-def edit_distance(a, b) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
 def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
-    """Corpus-level CER (characters incl. spaces) and WER."""
-    char_err = sum(edit_distance(r, h) for r, h in zip(refs, hyps))
-    word_err = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
-    return {"cer": char_err / max(1, sum(len(r) for r in refs)),
-            "wer": word_err / max(1, sum(len(r.split()) for r in refs)),
-            "n_sentences": len(refs)}
+    """Corpus-level CER (characters incl. spaces) and WER, as streamer.metrics computes them."""
+    from streamer.metrics import cer, wer
+
+    return {"cer": cer(refs, hyps), "wer": wer(refs, hyps), "n_sentences": len(refs)}
 
 
 def heldout_sentences(limit: int | None = None) -> list[tuple[str, str]]:

@@ -138,7 +138,7 @@ def test_cli_stream_jsonl_prints_every_event_and_matches_offline_text(tiny_expor
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    events = [json.loads(line) for line in run("--stream", "--format", "jsonl").splitlines()]
+    events = [json.loads(line) for line in run("--stream", "--format", "jsonl", "--final-window-s", "12").splitlines()]
     assert {e["type"] for e in events} == {"partial", "final"}
     assert events[-1]["type"] == "final"
     offline = run("--format", "text").strip()
