@@ -127,3 +127,20 @@ def test_bad_inputs_are_one_line_errors(tiny_export, tmp_path):
         assert result.returncode == 2
         assert message in result.stderr and "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_terminal_view_redraws_the_partial_and_scrolls_finals():
+    import io
+
+    from streamer.events import Final, Partial
+    from streamer.output import TerminalView
+
+    out = io.StringIO()
+    view = TerminalView(out)
+    view.event(Partial(0, "stortingets møte", 11, 0.0, 1.0))
+    view.event(Partial(0, "stortingets møte er", 16, 0.0, 1.5))
+    view.event(Final(0, (Word("stortingets", 0.1, 0.7, 0.9), Word("møte", 0.8, 1.1, 0.9)), 0.0, 1.6))
+    text = out.getvalue()
+    assert text.count("\r\033[K") == 3  # each update clears the line in place
+    assert text.endswith("stortingets møte\n") and "[   0.00]" in text
+    assert "\033[2m" not in text  # no colour codes when not a terminal
