@@ -168,8 +168,10 @@ def augment(audio: np.ndarray, rng: np.random.Generator, aug: Augmentation = Aug
 
 
 def normalize_audio(audio: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True)."""
-    return ((audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)).astype(np.float32)
+    """Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) and streamer's runner."""
+    from streamer.runner import normalize
+
+    return normalize(audio)
 
 
 # ---------------------------------------------------------------- scoring

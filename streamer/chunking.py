@@ -61,9 +61,7 @@ class SegmentDecoder:
         start = self._window_start()
         end = self._audio_start + len(self._audio) if final else start + self.window_samples
         audio = self._audio[start - self._audio_start : end - self._audio_start]
-        if len(audio) < self.model.geometry.receptive_field_samples:
-            audio = np.pad(audio, (0, self.model.geometry.receptive_field_samples - len(audio)))
-        (logits,) = self.model.logits([audio])
+        (logits,) = self.model.logits([self.model.geometry.pad_to_receptive_field(audio)])
         first = (self._kept_until - start) // stride
         keep_until = len(logits) if final else (end - self.context_samples - start) // stride
         ids, probs = best_path(logits[first:keep_until])

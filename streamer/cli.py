@@ -159,28 +159,28 @@ def check_format(args: argparse.Namespace) -> None:
         raise StreamerError("--realtime paces the streaming path: add --stream")
 
 
+def with_vad_options(settings, args: argparse.Namespace):
+    """Offline or stream settings with the VAD options of the command line applied."""
+    from dataclasses import replace
+
+    return replace(settings, vad=replace(settings.vad, aggressiveness=args.vad_aggressiveness, enabled=not args.no_vad))
+
+
 def stream_settings(args: argparse.Namespace):
     from dataclasses import replace
 
     from .stream import StreamSettings
     from .windower import WindowSettings
 
-    settings = StreamSettings()
-    vad = replace(settings.vad, aggressiveness=args.vad_aggressiveness, enabled=not args.no_vad)
     window = WindowSettings(args.left_ms, args.hop_ms, args.right_ms, args.final_window_s)
-    return replace(settings, vad=vad, window=window)
+    return replace(with_vad_options(StreamSettings(), args), window=window)
 
 
 def offline_events(blocks, model, args) -> Iterator:
-    from dataclasses import replace
-
     from .events import Final
     from .offline import OfflineSettings, transcribe_blocks
 
-    settings = OfflineSettings()
-    settings = replace(settings, vad=replace(settings.vad, aggressiveness=args.vad_aggressiveness,
-                                             enabled=not args.no_vad))
-    for segment in transcribe_blocks(blocks, model, settings):
+    for segment in transcribe_blocks(blocks, model, with_vad_options(OfflineSettings(), args)):
         yield Final(segment.index, segment.words, segment.start_s, segment.end_s)
 
 

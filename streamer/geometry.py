@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class FrameGeometry:
@@ -36,6 +38,11 @@ class FrameGeometry:
                 return 0
             length = (length - kernel) // stride + 1
         return length
+
+    def pad_to_receptive_field(self, audio: np.ndarray) -> np.ndarray:
+        """Audio shorter than one receptive field, padded with silence so it yields one frame."""
+        missing = self.receptive_field_samples - len(audio)
+        return np.pad(audio, (0, missing)) if missing > 0 else audio
 
     def to_json(self) -> dict:
         return {

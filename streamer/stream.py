@@ -36,11 +36,7 @@ class Recognizer:
         return Stream(self)
 
     def logits(self, window: Window) -> np.ndarray:
-        audio = window.audio
-        field_samples = self.model.geometry.receptive_field_samples
-        if len(audio) < field_samples:
-            audio = np.pad(audio, (0, field_samples - len(audio)))
-        return self.model.logits([audio])[0]
+        return self.model.logits([self.model.geometry.pad_to_receptive_field(window.audio)])[0]
 
 
 class _Segment:
@@ -124,10 +120,14 @@ class Stream:
         if text == segment.shown:
             return []
         segment.shown = text
+        start = segment.start_sample / self._rate
+        return [Partial(self._number(segment), text, stable_chars, start, start + segment.length / self._rate)]
+
+    def _number(self, segment: _Segment) -> int:
+        """Caption segments are numbered from 0 as they first show text."""
         if segment.number is None:
             segment.number, self._count = self._count, self._count + 1
-        start = segment.start_sample / self._rate
-        return [Partial(segment.number, text, stable_chars, start, start + segment.length / self._rate)]
+        return segment.number
 
     def _end(self, event: SpeechEnd) -> list:
         segment, self._segment = self._segment, None
@@ -146,6 +146,4 @@ class Stream:
         start_s = segment.start_sample / self._rate
         if not words:  # nothing said: clear a partial that was shown, send no empty final
             return [Partial(segment.number, "", 0, start_s, end_s)] if segment.shown else []
-        if segment.number is None:
-            segment.number, self._count = self._count, self._count + 1
-        return [Final(segment.number, shift(words, start_s), start_s, end_s)]
+        return [Final(self._number(segment), shift(words, start_s), start_s, end_s)]
