@@ -1,11 +1,13 @@
 """Word and character error rates of any model, greedy decoding, through streamer's offline path.
 
 Either a folder of audio files with a same-named .txt reference beside each (any format ffmpeg
-reads), or freshly synthesized held-out sentences (espeak-ng, a text source the small model never
-trained on). References and hypotheses are normalized the same way (lowercase, letters only).
+reads), or sentences synthesized with espeak-ng: by default the held-out set (Django's nb
+catalogs, a text source the small model never trained on), or any text file with --text.
+References and hypotheses are normalized the same way (lowercase, letters only).
 
-    python models/evaluate.py --model models/tiny-nb                   # 200 held-out sentences, voice nb
+    python models/evaluate.py --model models/tiny-nb                   # all held-out sentences, voice nb
     python models/evaluate.py --model models/tiny-nb --voice nb+m3 --speed-wpm 140
+    python models/evaluate.py --model models/tiny-nb --text sentences.txt   # one sentence per line
     python models/evaluate.py --model NbAiLab/XLSR-300M-bokmaal --data my-clips/ --vad --json out.json
 """
 
@@ -50,12 +52,31 @@ def folder_items(folder: Path) -> list[tuple[str, np.ndarray, str]]:
     return items
 
 
-def synthesized_items(count: int, voice: str, speed_wpm: int, pitch: int) -> list[tuple[str, np.ndarray, str]]:
-    from models.synth import Voice, heldout_sentences, synthesize
+def text_file_sentences(path: Path) -> list[tuple[str, str]]:
+    """(spoken, label) pairs of a file with one sentence per line; numbers are spelled out."""
+    from models.synth import spoken_and_label
+    from streamer.errors import StreamerError
+
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StreamerError(f"cannot read --text {path}: {exc}; it must be a UTF-8 file, one sentence per line") from exc
+    pairs = [spoken_and_label(line) for line in lines if line]
+    skipped = sum(p is None for p in pairs)
+    if skipped:
+        print(f"skipping {skipped} line(s) with digits or letters outside a-z, æ, ø, å", file=sys.stderr)
+    usable = [p for p in pairs if p is not None]
+    if not usable:
+        raise StreamerError(f"--text {path} has no usable sentence")
+    return usable
+
+
+def synthesized_items(sentences: list[tuple[str, str]], voice: str, speed_wpm: int,
+                      pitch: int) -> list[tuple[str, np.ndarray, str]]:
+    from models.synth import Voice, synthesize
 
     chosen = Voice(voice, speed_wpm, pitch)
-    return [(f"heldout-{i}", synthesize(spoken, chosen), label)
-            for i, (spoken, label) in enumerate(heldout_sentences(count))]
+    return [(f"sentence-{i}", synthesize(spoken, chosen), label) for i, (spoken, label) in enumerate(sentences)]
 
 
 def transcribe(audio: np.ndarray, model, use_vad: bool) -> str:
@@ -73,10 +94,16 @@ def main() -> int:
     parser.add_argument("--model", default=str(REPO / "models" / "tiny-nb"),
                         help="exported dir, Hugging Face checkpoint dir or hub id (default: models/tiny-nb)")
     parser.add_argument("--data", type=Path, help="folder of audio files + same-named .txt references")
-    parser.add_argument("--sentences", type=int, default=200, help="held-out sentences to synthesize (no --data)")
+    parser.add_argument("--text", type=Path, help="UTF-8 file, one sentence per line, to synthesize and score "
+                                                  "(default: the held-out sentences)")
+    parser.add_argument("--sentences", type=int, default=0,
+                        help="score only the first N sentences (default: all)")
     parser.add_argument("--voice", default="nb", help="espeak-ng voice for synthesized sentences (default nb)")
     parser.add_argument("--speed-wpm", type=int, default=175, help="espeak-ng speed (default 175, its own)")
     parser.add_argument("--pitch", type=int, default=50, help="espeak-ng pitch 0–99 (default 50)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8", "auto"), default="fp32",
+                        help="weights of the ONNX export of a checkpoint (default fp32; the CLI's auto "
+                             "means int8 on a CPU)")
     parser.add_argument("--vad", action="store_true", help="split at pauses with the VAD (the product's offline "
                                                            "path); default: each file in one pass")
     parser.add_argument("--show", type=int, default=5, help="print this many errors")
@@ -88,9 +115,14 @@ def main() -> int:
     from streamer.metrics import cer, wer
 
     try:
-        model = load_model(args.model, log=lambda m: print(m, file=sys.stderr))
-        items = (folder_items(args.data) if args.data
-                 else synthesized_items(args.sentences, args.voice, args.speed_wpm, args.pitch))
+        model = load_model(args.model, precision=args.precision, log=lambda m: print(m, file=sys.stderr))
+        if args.data:
+            items = folder_items(args.data)
+        else:
+            from models.synth import heldout_sentences
+
+            sentences = text_file_sentences(args.text) if args.text else heldout_sentences()
+            items = synthesized_items(sentences[: args.sentences or None], args.voice, args.speed_wpm, args.pitch)
     except StreamerError as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 2
@@ -102,8 +134,8 @@ def main() -> int:
             print(f"\r{n}/{len(items)}", end="", file=sys.stderr)
     refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
     totals = {"items": len(rows), "words": sum(len(r.split()) for r in refs), "wer": wer(refs, hyps),
-              "cer": cer(refs, hyps), "model": args.model,
-              "data": str(args.data) if args.data else f"{args.sentences} held-out sentences, voice {args.voice}, "
+              "cer": cer(refs, hyps), "model": args.model, "precision": args.precision,
+              "data": str(args.data) if args.data else f"{args.text or 'held-out sentences'}, voice {args.voice}, "
                                                         f"{args.speed_wpm} wpm, pitch {args.pitch}"}
     for row in [r for r in rows if r["reference"] != r["hypothesis"]][: args.show]:
         print(f"REF: {row['reference']}\nHYP: {row['hypothesis']}\n")

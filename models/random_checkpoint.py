@@ -10,14 +10,15 @@ feature encoder), so export and inference cost the same; `--arch tiny` is a few 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-# NbAiLab/XLSR-300M-bokmaal's vocabulary: '|' word delimiter, a–z, å, æ, ø, [UNK], [PAD] (the CTC blank).
-REAL_VOCAB = {"|": 0, **{c: i for i, c in enumerate("abcdefghijklmnopqrstuvwxyzåæø", start=1)}, "[UNK]": 30, "[PAD]": 31}
+try:  # imported as models.random_checkpoint (tests) or run as a script
+    from models.hf_format import VOCAB, save_processor_files
+except ModuleNotFoundError:
+    from hf_format import VOCAB, save_processor_files
 
 COMMON = dict(
-    vocab_size=len(REAL_VOCAB), pad_token_id=REAL_VOCAB["[PAD]"], architectures=["Wav2Vec2ForCTC"],
+    vocab_size=len(VOCAB), pad_token_id=VOCAB["[PAD]"], architectures=["Wav2Vec2ForCTC"],
     feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
     conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), ctc_loss_reduction="mean",
 )
@@ -28,17 +29,6 @@ ARCHITECTURES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                  conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4),
 }
-
-
-def save_vocabulary_files(path: Path) -> None:
-    """vocab.json, tokenizer and preprocessor configs as the real model has them."""
-    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor
-
-    (path / "vocab.json").write_text(json.dumps(REAL_VOCAB, ensure_ascii=False), encoding="utf-8")
-    Wav2Vec2CTCTokenizer(str(path / "vocab.json"), unk_token="[UNK]", pad_token="[PAD]",
-                         word_delimiter_token="|").save_pretrained(path)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=True).save_pretrained(path)
 
 
 def save_random_checkpoint(path: Path, arch: str = "tiny", seed: int = 0, **overrides) -> Path:
@@ -52,7 +42,7 @@ def save_random_checkpoint(path: Path, arch: str = "tiny", seed: int = 0, **over
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path, safe_serialization=True)
-    save_vocabulary_files(path)
+    save_processor_files(path)
     return path
 
 

@@ -29,17 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 16_000
-DATA_DIR = Path(__file__).resolve().parent / "data"
+try:  # imported as models.synth (tests, evaluate.py) or as synth (train_tiny.py)
+    from models.hf_format import BLANK_ID, SAMPLE_RATE_HZ, VOCAB
+except ModuleNotFoundError:
+    from hf_format import BLANK_ID, SAMPLE_RATE_HZ, VOCAB
 
-# Exactly the vocab.json of NbAiLab/XLSR-300M-bokmaal. [PAD] (31) is the CTC blank.
-VOCAB: dict[str, int] = {
-    "a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "f": 6, "g": 7, "h": 8, "i": 9, "j": 10,
-    "k": 11, "l": 12, "m": 13, "n": 14, "o": 15, "p": 16, "q": 17, "r": 18, "s": 19,
-    "t": 20, "u": 21, "v": 22, "w": 23, "x": 24, "y": 25, "z": 26, "å": 27, "æ": 28,
-    "ø": 29, "|": 0, "[UNK]": 30, "[PAD]": 31,
-}
-BLANK_ID = VOCAB["[PAD]"]
+DATA_DIR = Path(__file__).resolve().parent / "data"
 ID_TO_CHAR = {i: c for c, i in VOCAB.items()}
 
 _ACCENT_MAP = str.maketrans("éèêëáàâóòôíìîúùû", "eeeeaaaoooiiiuuu")
@@ -201,13 +196,11 @@ def heldout_sentences(limit: int | None = None) -> list[tuple[str, str]]:
     return rows[:limit] if limit else rows
 
 
-def evaluate_model(model, sentences: list[tuple[str, str]], voice: Voice = Voice(),
-                   batch_size: int = 16) -> tuple[dict[str, float], list[tuple[str, str]]]:
-    """Synthesize `sentences` with `voice`, decode greedily, return (rates, (ref, hyp) pairs)."""
+def utterance_logits(model, audios: list[np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
+    """(frames, vocab) logits of each normalized utterance, cut to its own valid frames."""
     import torch
 
-    audios = [normalize_audio(synthesize(spoken, voice)) for spoken, _ in sentences]
-    hyps = []
+    out = []
     model.eval()
     with torch.inference_mode():
         for start in range(0, len(audios), batch_size):
@@ -220,8 +213,15 @@ def evaluate_model(model, sentences: list[tuple[str, str]], voice: Voice = Voice
                 mask[i, :len(a)] = 1
             logits = model(x, attention_mask=mask).logits
             frames = model._get_feat_extract_output_lengths(torch.tensor(lengths))
-            for row, n in zip(logits.argmax(-1), frames):
-                hyps.append(greedy_decode(row[:int(n)].tolist()))
+            out += [row[:int(n)].numpy() for row, n in zip(logits, frames)]
+    return out
+
+
+def evaluate_model(model, sentences: list[tuple[str, str]], voice: Voice = Voice(),
+                   batch_size: int = 16) -> tuple[dict[str, float], list[tuple[str, str]]]:
+    """Synthesize `sentences` with `voice`, decode greedily, return (rates, (ref, hyp) pairs)."""
+    audios = [normalize_audio(synthesize(spoken, voice)) for spoken, _ in sentences]
+    hyps = [greedy_decode(logits.argmax(-1)) for logits in utterance_logits(model, audios, batch_size)]
     refs = [label for _, label in sentences]
     return error_rates(refs, hyps), list(zip(refs, hyps))
 

@@ -17,7 +17,7 @@ NPSC = SHARED_DATA / "npsc"
 TINY_NB = REPO / "models" / "tiny-nb"
 sys.path.insert(0, str(REPO))
 
-from models.random_checkpoint import REAL_VOCAB, save_random_checkpoint  # noqa: E402
+from models.random_checkpoint import VOCAB, save_random_checkpoint  # noqa: E402
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:

@@ -6,7 +6,7 @@ from streamer.errors import StreamerError
 from streamer.metrics import cer, wer
 from streamer.vocab import Vocabulary
 
-from conftest import REAL_VOCAB
+from models.hf_format import VOCAB as REAL_VOCAB
 
 VOCAB = Vocabulary.from_dict(REAL_VOCAB)
 B, D = VOCAB.blank_id, VOCAB.delimiter_id
