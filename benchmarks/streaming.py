@@ -190,13 +190,16 @@ def main() -> None:
 
 
 def default_tiny() -> Path:
-    """models/tiny-nb exported to ONNX once (into benchmarks/out)."""
+    """models/tiny-nb exported to ONNX once per version of its weights (into benchmarks/out)."""
+    import hashlib
+
     from common import OUT
 
     from streamer.checkpoint import resolve_checkpoint
     from streamer.export import export_checkpoint
 
-    target = OUT / "tiny-nb-onnx-fp32"
+    weights = (REPO / "models" / "tiny-nb" / "model.safetensors").read_bytes()
+    target = OUT / f"tiny-nb-onnx-fp32-{hashlib.sha256(weights).hexdigest()[:12]}"
     if not (target / "manifest.json").exists():
         export_checkpoint(resolve_checkpoint(str(REPO / "models" / "tiny-nb")), target)
     return target

@@ -58,7 +58,7 @@ class VoiceMix:
     voice most users and tests synthesize with; the rest draws voice, speed and pitch
     independently (which gives the plain voice again now and then).
     """
-    plain_probability: float = 0.55
+    plain_probability: float = 0.35
     default_voice_probability: float = 0.5
     variants: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7",
                                  "f1", "f2", "f3", "f4", "f5")
@@ -81,7 +81,7 @@ class VoiceMix:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    minutes: float = 43.0            # whole run: setup, training, final evaluation, saving
+    minutes: float = 44.0            # whole run: setup, training, final evaluation, saving
     seed: int = 1234
     peak_lr: float = 2e-3
     warmup_fraction: float = 0.05
@@ -105,7 +105,7 @@ class TrainSettings:
 # ------------------------------------------------------------------ data
 
 EASY_AUGMENTATION = synth.Augmentation(gain_db=(-6.0, 0.0), noise_probability=0.0)
-TRAIN_AUGMENTATION = synth.Augmentation(noise_probability=0.3)
+TRAIN_AUGMENTATION = synth.Augmentation(noise_probability=0.4)
 
 
 class SynthStream(torch.utils.data.IterableDataset):
