@@ -81,7 +81,7 @@ class VoiceMix:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    minutes: float = 44.0            # whole run: setup, training, final evaluation, saving
+    minutes: float = 42.0            # whole run: setup, training, final evaluation, saving
     seed: int = 1234
     peak_lr: float = 2e-3
     warmup_fraction: float = 0.05
