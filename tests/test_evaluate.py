@@ -44,3 +44,16 @@ def test_bad_inputs_give_one_line_errors(tiny_nb, tmp_path):
     empty.write_text("3,14\nπ\n", encoding="utf-8")
     unusable = run("--model", tiny_nb, "--text", empty)
     assert unusable.returncode == 2 and "no usable sentence" in unusable.stderr
+
+
+def test_edu_sample_takes_new_sentences_from_the_manual_paragraphs():
+    sys.path.insert(0, str(REPO / "models"))
+    import synth
+    from edu_sample import sample_sentences
+
+    seen_in_training = synth.load_corpus("nb_train")[0][1]
+    page = (f"<h1>Tittel</h1><p>Elevene logger inn på tynnklientene.</p><p class='x'>{seen_in_training}</p>"
+            "<p>Elevene logger inn på tynnklientene.</p><p>Serveren &laquo;tjener&raquo; starter på nytt hver natt.</p>")
+    sample = sample_sentences(page, 10, seed=7)
+    assert sorted(sample) == ["Elevene logger inn på tynnklientene.", "Serveren «tjener» starter på nytt hver natt."]
+    assert sample_sentences(page, 1, seed=7) == sample_sentences(page, 1, seed=7)
