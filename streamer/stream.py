@@ -17,7 +17,7 @@ from .events import Final, Partial
 from .offline import shift
 from .stitcher import Stitcher
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
-from .windower import Window, WindowSettings, final_window, ready_windows, samples
+from .windower import Window, WindowSettings, final_window, next_window_end, ready_windows
 
 
 @dataclass(frozen=True)
@@ -108,8 +108,8 @@ class Stream:
         segment = self._segment
         segment.append(to_float32(event.samples))
         settings = self.recognizer.settings.window
-        if segment.length < segment.stitcher.stable_end + samples(settings.hop_ms + settings.right_ms, self._rate):
-            return []
+        if segment.length < next_window_end(segment.stitcher.stable_end, settings, self._rate):
+            return []  # no window ready: leave the blocks unjoined
         windows = ready_windows(segment.audio, segment.stitcher.stable_end, settings, self._rate)
         for window in windows:
             segment.stitcher.add(window, self.recognizer.logits(window))

@@ -51,11 +51,16 @@ def window_at(audio: np.ndarray, keep_from: int, keep_to: int, left: int, right:
     return Window(start, keep_from, keep_to, audio[start : keep_to + right])
 
 
+def next_window_end(stable_end: int, settings: WindowSettings, rate: int) -> int:
+    """Samples the audio must reach before the window that keeps frames from stable_end on can run."""
+    return stable_end + samples(settings.hop_ms, rate) + samples(settings.right_ms, rate)
+
+
 def ready_windows(audio: np.ndarray, stable_end: int, settings: WindowSettings, rate: int) -> list[Window]:
     """Every window whose right context has fully arrived, in order, from stable_end on."""
     left, hop, right = (samples(settings.left_ms, rate), samples(settings.hop_ms, rate), samples(settings.right_ms, rate))
     windows = []
-    while stable_end + hop + right <= len(audio):
+    while next_window_end(stable_end, settings, rate) <= len(audio):
         windows.append(window_at(audio, stable_end, stable_end + hop, left, right))
         stable_end += hop
     return windows
