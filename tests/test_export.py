@@ -57,12 +57,15 @@ def test_export_will_not_replace_a_dir_it_did_not_write(tiny_checkpoint, tmp_pat
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 
 
-def test_frame_geometry_matches_the_network(tiny_export):
-    model = OnnxModel(tiny_export)
-    for n in (400, 719, 720, 16000, 16319, 16321):
+@pytest.mark.parametrize("export", ["tiny_export", "tiny_nb"])
+def test_frame_geometry_matches_the_network(export, request):
+    """XLS-R's conv shape (random checkpoint) and tiny-nb's four-layer one: the geometry is the config's."""
+    model = OnnxModel(request.getfixturevalue(export))
+    field, stride = model.geometry.receptive_field_samples, model.geometry.stride_samples
+    for n in (field, field + stride - 1, field + stride, 16000, 16000 + stride + 1):
         assert len(model.logits([np.ones(n, np.float32)])[0]) == model.geometry.n_frames(n)
     with pytest.raises(StreamerError, match="receptive field"):
-        model.logits([np.ones(399, np.float32)])
+        model.logits([np.ones(field - 1, np.float32)])
 
 
 def test_cuda_request_without_cuda_is_a_clear_error(tiny_export):
