@@ -196,6 +196,18 @@ def heldout_sentences(limit: int | None = None) -> list[tuple[str, str]]:
     return rows[:limit] if limit else rows
 
 
+def pad_batch(audios: list[np.ndarray]):
+    """(audio, attention mask) tensors of a batch, zero-padded to its longest utterance."""
+    import torch
+
+    x = torch.zeros(len(audios), max(len(a) for a in audios))
+    mask = torch.zeros(x.shape, dtype=torch.long)
+    for i, a in enumerate(audios):
+        x[i, :len(a)] = torch.from_numpy(a)
+        mask[i, :len(a)] = 1
+    return x, mask
+
+
 def utterance_logits(model, audios: list[np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
     """(frames, vocab) logits of each normalized utterance, cut to its own valid frames."""
     import torch
@@ -206,11 +218,7 @@ def utterance_logits(model, audios: list[np.ndarray], batch_size: int = 16) -> l
         for start in range(0, len(audios), batch_size):
             batch = audios[start:start + batch_size]
             lengths = [len(a) for a in batch]
-            x = torch.zeros(len(batch), max(lengths))
-            mask = torch.zeros(len(batch), max(lengths), dtype=torch.long)
-            for i, a in enumerate(batch):
-                x[i, :len(a)] = torch.from_numpy(a)
-                mask[i, :len(a)] = 1
+            x, mask = pad_batch(batch)
             logits = model(x, attention_mask=mask).logits
             frames = model._get_feat_extract_output_lengths(torch.tensor(lengths))
             out += [row[:int(n)].numpy() for row, n in zip(logits, frames)]

@@ -166,14 +166,9 @@ class SynthStream(torch.utils.data.IterableDataset):
 
 
 def collate(utts: list[tuple[np.ndarray, list[int]]]):
-    n_samples = max(len(a) for a, _ in utts)
-    n_labels = max(len(ids) for _, ids in utts)
-    x = torch.zeros(len(utts), n_samples)
-    mask = torch.zeros(len(utts), n_samples, dtype=torch.long)
-    labels = torch.full((len(utts), n_labels), -100, dtype=torch.long)
-    for i, (audio, ids) in enumerate(utts):
-        x[i, :len(audio)] = torch.from_numpy(audio)
-        mask[i, :len(audio)] = 1
+    x, mask = synth.pad_batch([audio for audio, _ in utts])
+    labels = torch.full((len(utts), max(len(ids) for _, ids in utts)), -100, dtype=torch.long)
+    for i, (_, ids) in enumerate(utts):
         labels[i, :len(ids)] = torch.tensor(ids)
     return x, mask, labels
 
