@@ -25,9 +25,12 @@ sys.path.insert(0, str(REPO / "models"))
 import torch  # noqa: E402
 import train_tiny  # noqa: E402
 
+from streamer.geometry import FrameGeometry  # noqa: E402  (its defaults are XLS-R's conv shape)
+
+XLSR = FrameGeometry()
 CASES = {
     "XLS-R conv (7 layers, GELU)": train_tiny.ModelSize(
-        conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), feature_activation="gelu"),
+        conv_kernel=XLSR.conv_kernel, conv_stride=XLSR.conv_stride, feature_activation="gelu"),
     "tiny-nb conv (4 layers, ReLU)": train_tiny.ModelSize(),
 }
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from streamer.geometry import FrameGeometry
+
 try:  # imported as models.random_checkpoint (tests) or run as a script
     from models.hf_format import VOCAB, save_processor_files
 except ModuleNotFoundError:
     from hf_format import VOCAB, save_processor_files
 
+XLSR = FrameGeometry()  # its defaults are XLS-R-300M's conv shape
 COMMON = dict(
     vocab_size=len(VOCAB), pad_token_id=VOCAB["[PAD]"], architectures=["Wav2Vec2ForCTC"],
     feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True,
-    conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2), ctc_loss_reduction="mean",
+    conv_kernel=XLSR.conv_kernel, conv_stride=XLSR.conv_stride, ctc_loss_reduction="mean",
 )
 ARCHITECTURES = {
     # facebook/wav2vec2-xls-r-300m, as fine-tuned in NbAiLab/XLSR-300M-bokmaal
