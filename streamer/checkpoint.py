@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import SAMPLE_RATE
 from .errors import StreamerError
-from .vocab import BLANK_TOKEN, Vocabulary
+from .vocab import BLANK_TOKEN, Vocabulary, read_json
 
 METADATA_PATTERNS = ("*.json", "*.txt")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -75,15 +74,6 @@ def _download(repo_id: str, revision: str | None) -> Path:
     return snapshot
 
 
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        raise StreamerError(f"{path} is not readable JSON: {exc}") from None
-
-
 def check_ctc_config(checkpoint: Checkpoint) -> dict:
     config = read_json(checkpoint.path / "config.json")
     if not config:
@@ -108,12 +98,17 @@ def load_vocabulary(checkpoint: Checkpoint, config: dict) -> Vocabulary:
     if isinstance(blank, dict):
         blank = blank.get("content", BLANK_TOKEN)
     vocab = Vocabulary.load(checkpoint.path, blank)
-    if config.get("vocab_size", len(vocab)) < len(vocab):
-        raise StreamerError(
-            f"{checkpoint.source}: vocab.json has {len(vocab)} tokens but the model only "
-            f"{config['vocab_size']} outputs"
-        )
+    check_head_size(config.get("vocab_size", len(vocab)), vocab, checkpoint.source)
     return vocab
+
+
+def check_head_size(outputs: int, vocab: Vocabulary, source: str) -> None:
+    """The CTC head must have one output per token of vocab.json plus the tokenizer's added tokens."""
+    if outputs != len(vocab):
+        raise StreamerError(
+            f"{source}: the model's CTC head has {outputs} outputs, but its vocabulary has {len(vocab)} tokens "
+            f"(vocab.json and the tokenizer's added tokens): the two must match"
+        )
 
 
 def load_feature_settings(checkpoint: Checkpoint) -> FeatureSettings:

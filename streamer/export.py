@@ -116,8 +116,12 @@ def convert_precision(fp32_path: Path, out_path: Path, precision: str) -> None:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is printed on the root logger
+        # reduce_range: 7-bit weights. x86-64 CPUs without VNNI (AVX2 only: AMD EPYC before Zen 4, older
+        # Intel) multiply uint8 activations by int8 weights with VPMADDUBSW, whose int16 pair sums saturate
+        # with 8-bit weights: logits there moved by 0.1 where VNNI machines moved by 0.005. With 7-bit
+        # weights nothing saturates, so every x86-64 computes the same integers (tests/test_int8.py).
         quantize_dynamic(fp32_path, out_path, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         per_channel=True)
+                         per_channel=True, reduce_range=True)
     else:
         shutil.copyfile(fp32_path, out_path)
 
@@ -187,6 +191,7 @@ def build_manifest(checkpoint: Checkpoint, vocab: Vocabulary, features: FeatureS
         "opset": settings.opset,
         "precision": settings.precision,
         "blank_token": vocab.tokens[vocab.blank_id],
+        "special_tokens": list(vocab.special_tokens),
         "vocab_size": len(vocab),
         "inputs": {"input_values": "float32 [batch, samples]", "attention_mask": "int64 [batch, samples]"},
         "outputs": {"logits": "float32 [batch, frames, vocab]"},
@@ -243,7 +248,8 @@ def export_checkpoint(checkpoint: Checkpoint, out_dir: Path, settings: ExportSet
             log(f"converting to {settings.precision}")
         convert_precision(tmp / "fp32.onnx", stage / MODEL_FILE, settings.precision)
         (stage / "vocab.json").write_text(json.dumps(vocab.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-        draft = {**geometry.to_json(), "do_normalize": features.do_normalize, "blank_token": vocab.tokens[vocab.blank_id]}
+        draft = {**geometry.to_json(), "do_normalize": features.do_normalize, "blank_token": vocab.tokens[vocab.blank_id],
+                 "special_tokens": list(vocab.special_tokens)}
         (stage / MANIFEST).write_text(json.dumps(draft), encoding="utf-8")
         log("checking ONNX Runtime against PyTorch")
         onnx_model = OnnxModel(stage, RunnerSettings(device="cpu"))

@@ -70,7 +70,8 @@ class OnnxModel:
 
         self.model_dir = Path(model_dir)
         self.manifest = read_manifest(self.model_dir)
-        self.vocab = Vocabulary.load(self.model_dir, self.manifest.get("blank_token", BLANK_TOKEN))
+        self.vocab = Vocabulary.load(self.model_dir, self.manifest.get("blank_token", BLANK_TOKEN),
+                                     tuple(self.manifest.get("special_tokens", ())))
         self.geometry = FrameGeometry.from_json(self.manifest)
         self.do_normalize = bool(self.manifest.get("do_normalize", True))
         options = ort.SessionOptions()
@@ -85,6 +86,10 @@ class OnnxModel:
             raise StreamerError(f"{self.model_dir / MODEL_FILE}: ONNX Runtime cannot load it ({first_line})") from None
         if settings.device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
             raise StreamerError("device 'cuda' asked for, but ONNX Runtime could not start its CUDA provider")
+        outputs = self.session.get_outputs()[0].shape[-1]
+        if isinstance(outputs, int) and outputs != len(self.vocab):
+            raise StreamerError(f"{self.model_dir}: the model has {outputs} outputs per frame but vocab.json "
+                                f"{len(self.vocab)} tokens: the two must match")
 
     @property
     def provider(self) -> str:
