@@ -13,7 +13,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "benchmarks" / "out"
-NPSC = REPO.parent / "shared" / "data" / "npsc"
+NPSC = REPO / "tests" / "data" / "npsc"
 sys.path.insert(0, str(REPO))
 
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
-NPSC = SHARED_DATA / "npsc"
+NPSC = REPO / "tests" / "data" / "npsc"  # the project's own copy (CC0), so any clone passes
 TINY_NB = REPO / "models" / "tiny-nb"
 sys.path.insert(0, str(REPO))
 
