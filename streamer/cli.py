@@ -108,8 +108,11 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from .audio import read_audio, to_float32
     from .checkpoint import resolve_checkpoint
-    from .export import ExportSettings, default_speech, export_checkpoint
+    from .export import ExportSettings, check_out_dir, default_speech, export_checkpoint
+    from .files import check_dir_target
 
+    check_dir_target(args.out, "--out")  # before a download or an export of minutes
+    check_out_dir(args.out)
     speech = default_speech() + [(Path(f).name, to_float32(read_audio(f))) for f in args.check_audio]
     checkpoint = resolve_checkpoint(args.model, args.revision)
     manifest = export_checkpoint(checkpoint, args.out, ExportSettings(precision=args.precision), speech, log=log)
@@ -195,25 +198,56 @@ def streaming_events(blocks, model, args) -> Iterator:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from .audio import check_input, ffmpeg_blocks
-    from .output import CaptionSink
+    from .files import check_file_target
 
     check_format(args)
     check_input(args.input)
+    if args.output:
+        check_file_target(args.output)
     model = load_runner(args)
     block_samples = SAMPLE_RATE // 10 if args.stream else SAMPLE_RATE
     blocks = Counter(ffmpeg_blocks(args.input, block_samples, realtime=args.realtime))
     source = with_progress(iter(blocks), args.input, not (args.no_progress or args.realtime))
     events = (streaming_events if args.stream else offline_events)(source, model, args)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    if args.output is None:
+        write_captions(events, sys.stdout, args.format, blocks)
+    else:
+        write_captions_to_file(events, args.output, args.format, blocks)
+    return 0
+
+
+def write_captions(events, out, fmt: str, blocks: Counter) -> None:
+    from .output import CaptionSink
+
+    feed(CaptionSink(fmt, out), events, blocks)
+
+
+def write_captions_to_file(events, path: Path, fmt: str, blocks: Counter) -> None:
+    """The file is replaced only when the whole input went well; a run that fails midway leaves it as it
+    was and keeps the captions it made in FILE.partial."""
+    from .files import AtomicTextFile
+    from .output import CaptionSink
+
+    target = AtomicTextFile(path)
+    with target as out:
+        sink = CaptionSink(fmt, out)
+        target.keep_partial = lambda: bool(sink.finals)
+        try:
+            feed(sink, events, blocks)
+        except BaseException:
+            if sink.finals:
+                log(f"{len(sink.finals)} captions (up to {sink.finals[-1].end_s:.1f} s) are kept in "
+                    f"{target.partial_path}; {path} was left as it was")
+            raise
+
+
+def feed(sink, events, blocks: Counter) -> None:
+    """Every event into the sink; what was made is closed (json written) even when the input fails midway."""
     try:
-        sink = CaptionSink(args.format, out)
         for event in events:
             sink.event(event)
-        sink.close(blocks.samples / SAMPLE_RATE)
     finally:
-        if out is not sys.stdout:
-            out.close()
-    return 0
+        sink.close(blocks.samples / SAMPLE_RATE)
 
 
 def cmd_mic(args: argparse.Namespace) -> int:

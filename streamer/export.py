@@ -24,6 +24,7 @@ from .checkpoint import (
 )
 from .ctc import greedy_words, words_text
 from .errors import StreamerError
+from .files import check_dir_target
 from .geometry import FrameGeometry
 from .metrics import cer
 from .runner import MANIFEST, MODEL_FILE, OnnxModel, RunnerSettings, normalize, pad_batch
@@ -229,14 +230,15 @@ def export_checkpoint(checkpoint: Checkpoint, out_dir: Path, settings: ExportSet
                       log: Callable[[str], None] = lambda _: None) -> dict:
     """Export, check against PyTorch, and only then move the model dir into place. Returns the manifest."""
     speech = default_speech() if speech is None else speech
+    out_dir = Path(out_dir)
+    check_dir_target(out_dir, "--out")
+    check_out_dir(out_dir)
     config = check_ctc_config(checkpoint)
     vocab = load_vocabulary(checkpoint, config)
     features = load_feature_settings(checkpoint)
     geometry = FrameGeometry(tuple(config.get("conv_kernel", FrameGeometry.conv_kernel)),
                              tuple(config.get("conv_stride", FrameGeometry.conv_stride)), features.sample_rate)
     torch_model = load_torch_model(checkpoint)
-    out_dir = Path(out_dir)
-    check_out_dir(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
         tmp = Path(tmp)

@@ -10,6 +10,7 @@ from typing import Callable
 
 from .checkpoint import WEIGHT_FILES, Checkpoint, check_ctc_config, load_vocabulary, resolve_checkpoint
 from .export import ExportSettings, export_checkpoint
+from .files import check_dir_target
 from .runner import MANIFEST, OnnxModel, RunnerSettings
 
 
@@ -56,6 +57,7 @@ def load_model(spec: str, settings: RunnerSettings = RunnerSettings(), precision
     precision = auto_precision(settings) if precision == "auto" else precision
     target = cached_export_dir(checkpoint, precision)
     if not (target / MANIFEST).exists():
+        check_dir_target(target, "the model cache", "; set STREAMER_CACHE to a writable folder")
         log(f"first use of {checkpoint.source}: exporting to {target}")
         export_checkpoint(checkpoint, target, ExportSettings(precision=precision), log=log)
     return OnnxModel(target, settings)

@@ -1,0 +1,90 @@
+"""Output paths: checked before any expensive work, written atomically so a user's file is never lost.
+
+``check_file_target`` / ``check_dir_target`` say in one line why a path cannot be written (a missing
+folder, a folder where a file should be, a file where a folder should be, no permission).
+``AtomicTextFile`` writes beside the target and renames on success; a run that fails midway leaves
+the target untouched and keeps what it wrote as ``NAME.partial``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, TextIO
+
+from .errors import StreamerError
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def first_existing(path: Path) -> Path:
+    """The path itself or its nearest ancestor that exists."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_file_target(path: Path, what: str = "output") -> None:
+    """A file can be created or replaced at path: its folder exists and is writable."""
+    path = Path(path)
+    if path.is_dir():
+        raise StreamerError(f"{what} {path} is a directory: give a file name")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        existing = first_existing(folder)
+        problem = "is a file" if existing.is_file() else "does not exist"
+        raise StreamerError(f"cannot write {what} {path}: {existing if existing.is_file() else folder} {problem}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StreamerError(f"cannot write {what} {path}: no permission to write in {folder}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StreamerError(f"cannot write {what} {path}: the file is read-only")
+
+
+def check_dir_target(path: Path, what: str = "output directory", hint: str = "") -> None:
+    """A directory can be created (with its parents) at path, or exists and is writable."""
+    path = Path(path)
+    existing = first_existing(path)
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == Path(os.path.abspath(path)) else f"lies under the file {existing}"
+        raise StreamerError(f"cannot use {what} {path}: it {where}{hint}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StreamerError(f"cannot use {what} {path}: no permission to write in {existing}{hint}")
+
+
+class AtomicTextFile:
+    """``with AtomicTextFile(path) as out:`` text goes to a temporary file beside path, renamed over it
+    on success. On failure path is left as it was, and the text written so far is kept as
+    ``path.partial`` when the writer's ``keep_partial()`` says so (else removed)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.partial_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
+        self.keep_partial: Callable[[], bool] = lambda: False
+
+    def __enter__(self) -> TextIO:
+        check_file_target(self.path)
+        handle, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        self._tmp = Path(name)
+        self._file = os.fdopen(handle, "w", encoding="utf-8")
+        return self._file
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._file.close()
+        if exc_type is None:
+            if self.path.exists():
+                os.chmod(self._tmp, self.path.stat().st_mode & 0o7777)
+            else:
+                os.chmod(self._tmp, 0o666 & ~current_umask())
+            os.replace(self._tmp, self.path)
+        elif self.keep_partial():
+            os.replace(self._tmp, self.partial_path)
+        else:
+            self._tmp.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
