@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -84,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     mic.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     mic.add_argument("--format", choices=("text", "jsonl"), default="text",
                      help="text (live terminal view) or jsonl (every event)")
+    mic.add_argument("--max-lag-s", type=float, default=2.0, metavar="S",
+                     help="when recognition falls this far behind the microphone, newer audio is skipped (and "
+                          "said so) instead of the lag growing (default 2)")
     add_stream_options(mic)
     return parser
 
@@ -251,25 +256,41 @@ def feed(sink, events, blocks: Counter) -> None:
 
 
 def cmd_mic(args: argparse.Namespace) -> int:
-    from .mic import list_devices, microphone_blocks
+    from .mic import Microphone, list_devices
     from .output import CaptionSink, TerminalView
     from .stream import Recognizer
 
     if args.list_devices:
         print(list_devices())
         return 0
+    microphone = Microphone(args.input_device, SAMPLE_RATE // 10, args.max_lag_s)  # a missing device fails now
     view = TerminalView(sys.stdout) if args.format == "text" else CaptionSink(args.format, sys.stdout)
+    notice = view.notice if isinstance(view, TerminalView) else log
     stream = Recognizer(load_runner(args), stream_settings(args)).stream()
-    try:
-        for block in microphone_blocks(args.input_device, SAMPLE_RATE // 10,
-                                       on_open=lambda: log("listening (Ctrl-C to stop)")):
-            for event in stream.accept(block):
-                view.event(event)
-    except KeyboardInterrupt:
-        pass
-    for event in stream.finish():
+    stop = threading.Event()
+    stop_on_signals(stop)
+    log("listening (Ctrl-C to stop)")
+    gap = lambda s: notice(f"behind real time: skipped {s:.1f} s of audio (see --max-lag-s)")
+    for block in microphone.blocks(stop, on_gap=gap):
+        for event in stream.accept(block):
+            view.event(event)
+    for event in stream.finish():  # a second Ctrl-C cannot interrupt this: the last final is kept
         view.event(event)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # nor the exit (Python would restore the default handler)
+        signal.signal(sig, signal.SIG_IGN)
     return 0
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """From now until the process exits, Ctrl-C or SIGTERM sets stop instead of raising, so the caller ends
+    its loop and flushes its last final; a repeat cannot interrupt that (nor the exit), it only says so."""
+    def handler(signum, frame):
+        if stop.is_set():
+            log("finishing the last caption…")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
 
 
 COMMANDS = {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic}

@@ -69,3 +69,8 @@ class TerminalView:
         elif isinstance(event, Final):
             self.out.write("\r\033[K" + f"[{event.start_s:7.2f}] {event.text}\n")
         self.out.flush()
+
+    def notice(self, text: str) -> None:
+        """A line of its own (a warning), where the partial line was; the next partial redraws it."""
+        self.out.write("\r\033[K" + f"[streamer] {text}\n")
+        self.out.flush()
