@@ -99,10 +99,3 @@ def read_wav(path: Path) -> np.ndarray:
         if (f.getframerate(), f.getnchannels(), f.getsampwidth()) != (SAMPLE_RATE, 1, 2):
             raise StreamerError(f"{path}: expected 16 kHz mono 16-bit WAV")
         return np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
-
-
-def to_float32(block: np.ndarray) -> np.ndarray:
-    """int16 PCM → float32 in [-1, 1]; float input is passed through as float32."""
-    if block.dtype == np.int16:
-        return block.astype(np.float32) / 32768.0
-    return np.asarray(block, dtype=np.float32)

@@ -111,7 +111,8 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .audio import read_audio, to_float32
+    from .audio import read_audio
+    from .pcm import to_float32
     from .checkpoint import resolve_checkpoint
     from .export import ExportSettings, check_out_dir, default_speech, export_checkpoint
     from .files import check_dir_target

@@ -7,7 +7,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .audio import to_float32
+from .pcm import to_float32
 from .chunking import ChunkSettings, SegmentDecoder
 from .ctc import Word, words_text
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings

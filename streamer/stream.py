@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .audio import to_float32
+from . import SAMPLE_RATE
 from .ctc import Word
 from .events import Final, Partial
 from .offline import shift
+from .pcm import PcmInput, to_float32
 from .stitcher import Stitcher
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
 from .windower import Window, WindowSettings, final_window, next_window_end, ready_windows
@@ -32,8 +33,9 @@ class Recognizer:
     def __init__(self, model, settings: StreamSettings = StreamSettings()):
         self.model, self.settings = model, settings
 
-    def stream(self) -> "Stream":
-        return Stream(self)
+    def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
+        """A new stream of mono audio at sample_rate (resampled to the model's 16 kHz)."""
+        return Stream(self, sample_rate)
 
     def logits(self, window: Window) -> np.ndarray:
         return self.model.logits([self.model.geometry.pad_to_receptive_field(window.audio)])[0]
@@ -70,13 +72,15 @@ class _Segment:
 
 
 class Stream:
-    def __init__(self, recognizer: Recognizer):
+    def __init__(self, recognizer: Recognizer, sample_rate: int = SAMPLE_RATE):
         self.recognizer = recognizer
+        self.pcm = PcmInput(sample_rate)
         self.gate = VadGate(recognizer.settings.vad)
         self.reset()
 
     def reset(self) -> None:
         """Drop all state: the next block is the start of a new stream (times from 0, segments from 0)."""
+        self.pcm.reset()
         self.gate.reset()
         self._segment: _Segment | None = None
         self._count = 0
@@ -85,13 +89,19 @@ class Stream:
     def _rate(self) -> int:
         return self.recognizer.model.geometry.sample_rate
 
+    @property
+    def clipped_samples(self) -> int:
+        """float samples beyond full scale so far, clipped to it (a sign of input gain set too high)."""
+        return self.pcm.clipped_samples
+
     def accept(self, block: np.ndarray) -> list:
-        """Take an int16 or float32 block of 16 kHz mono audio, any length; return new events."""
-        return self._handle(self.gate.accept(block))
+        """Take a block of mono audio at the stream's sample rate, int16 or float32 in [-1, 1], any length;
+        return new events. A bad block raises StreamerError and changes nothing."""
+        return self._handle(self.gate.accept(self.pcm.accept(block)))
 
     def finish(self) -> list:
         """End of audio: the open segment becomes final."""
-        return self._handle(self.gate.finish())
+        return self._handle(self.gate.accept(self.pcm.finish()) + self.gate.finish())
 
     def _handle(self, vad_events) -> list:
         events = []

@@ -90,7 +90,11 @@ class VadGate:
         return s.frames(s.pre_roll_ms) + s.frames(s.onset_ms)
 
     def accept(self, block: np.ndarray) -> list:
-        block = check_block(block)
+        """16 kHz mono int16 samples (streamer.pcm.PcmInput makes them from any rate or float)."""
+        block = np.asarray(block)
+        if block.dtype != np.int16 or block.ndim != 1:
+            raise StreamerError(f"the VAD takes 1-D int16 blocks at 16 kHz, got {block.dtype} {block.shape}: "
+                                "convert other audio with streamer.pcm.PcmInput")
         self._carry = np.concatenate([self._carry, block]) if len(self._carry) else block
         n = self.settings.frame_samples
         events: list = []
@@ -178,17 +182,3 @@ def quietest_point(audio: np.ndarray, frame_samples: int, search_samples: int) -
     first = max(1, n_frames - search_samples // frame_samples)
     best = first + int(np.argmin(smooth[first:n_frames - 1])) if n_frames - 1 > first else n_frames - 1
     return best * frame_samples
-
-
-def check_block(block: np.ndarray) -> np.ndarray:
-    """int16 as is; float32/64 in [-1, 1] scaled to int16; anything else a clear error."""
-    block = np.asarray(block)
-    if block.ndim != 1:
-        raise StreamerError(f"audio blocks must be 1-D mono sample arrays, got shape {block.shape}")
-    if block.dtype == np.int16:
-        return block
-    if block.dtype in (np.float32, np.float64):
-        if not np.isfinite(block).all():
-            raise StreamerError("audio block contains NaN or infinite samples")
-        return (np.clip(block, -1.0, 1.0) * 32767).astype(np.int16)
-    raise StreamerError(f"audio blocks must be int16 or float32 samples, got {block.dtype}")

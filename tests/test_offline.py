@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from streamer.audio import read_audio, to_float32
+from streamer.audio import read_audio
+from streamer.pcm import to_float32
 from streamer.captions import CueSettings, CueWriter, make_cues
 from streamer.chunking import ChunkSettings, SegmentDecoder
 from streamer.ctc import Word

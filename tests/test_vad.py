@@ -4,7 +4,8 @@ from hypothesis import given, settings, strategies as st
 
 from streamer.audio import read_audio
 from streamer.errors import StreamerError
-from streamer.vad import SpeechAudio, SpeechEnd, VadGate, VadSettings, check_block
+from streamer.pcm import check_block
+from streamer.vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
 
 from conftest import NPSC, espeak, silence
 
