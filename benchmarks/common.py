@@ -37,7 +37,8 @@ def xlsr_export(precision: str, checkpoint: Path | None = None) -> Path:
 
 def speech_audio(seconds: float) -> np.ndarray:
     """float32 16 kHz speech of the given length: the NPSC clips (repeated), or the packaged espeak clip."""
-    from streamer.audio import read_audio, read_wav, to_float32
+    from streamer.audio import read_audio, read_wav
+    from streamer.pcm import to_float32
 
     clips = [to_float32(read_audio(str(p))) for p in sorted(NPSC.glob("*.mp3"))] if NPSC.exists() else []
     if not clips:
