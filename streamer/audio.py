@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import wave
+from collections import deque
 from pathlib import Path
 from typing import Iterator
 
@@ -69,23 +71,44 @@ def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool 
     command += ["-re"] if realtime else []
     command += ["-i", source, "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr = StderrTail(process.stderr)  # drained all along: a chatty source must not fill the pipe
     produced = 0
     try:
         while chunk := process.stdout.read(block_samples * 2):
             chunk = chunk[: len(chunk) // 2 * 2]
             produced += len(chunk) // 2
             yield np.frombuffer(chunk, dtype=np.int16)
-        stderr = process.stderr.read().decode("utf-8", "replace")
         if process.wait() != 0:
-            raise StreamerError(explain_ffmpeg_error(source, stderr))
+            raise StreamerError(explain_ffmpeg_error(source, stderr.text()))
         if produced == 0:
             raise StreamerError(f"{source} contains no audio samples")
     finally:
         if process.poll() is None:
             process.kill()
         process.wait()
+        stderr.join()
         process.stdout.close()
         process.stderr.close()
+
+
+class StderrTail:
+    """Reads a subprocess's stderr on a thread as it comes, keeping its last lines for error messages."""
+
+    def __init__(self, pipe, max_lines: int = 50):
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, pipe) -> None:
+        for line in iter(pipe.readline, b""):
+            self._lines.append(line.decode("utf-8", "replace"))
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+
+    def text(self) -> str:
+        self.join()
+        return "".join(self._lines)
 
 
 def read_audio(source: str) -> np.ndarray:

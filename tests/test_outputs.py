@@ -17,9 +17,9 @@ from conftest import NPSC, espeak, silence
 KEEP = "1\n00:00:01,000 --> 00:00:02,000\nthe user's own subtitles\n\n"
 
 
-def cli(*args, env=None, **kwargs):
+def cli(*args, env=None, timeout=600, **kwargs):
     return subprocess.run([sys.executable, "-m", "streamer.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})}, **kwargs)
+                          timeout=timeout, env={**os.environ, **(env or {})}, **kwargs)
 
 
 def one_line_error(result, *fragments):
@@ -124,3 +124,16 @@ def test_ctrl_c_midway_keeps_the_captions_as_partial(tiny_export, talk, tmp_path
     assert process.returncode == 130, err
     assert not out.exists()
     assert "-->" in (tmp_path / "out.vtt.partial").read_text()
+
+
+def test_a_chatty_source_does_not_stall_the_decode(tiny_export, talk, tmp_path):
+    """ffmpeg's stderr is drained as it comes: 2 MB of warnings before the audio (more than a pipe holds)."""
+    real = subprocess.run(["which", "ffmpeg"], capture_output=True, text=True, check=True).stdout.strip()
+    shim = tmp_path / "bin" / "ffmpeg"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nyes "[mpegts] warning: chatty live source" | head -c 2000000 >&2\nexec "{real}" "$@"\n')
+    shim.chmod(0o755)
+    result = cli("transcribe", talk, "--model", tiny_export, "--stream", "--format", "text", timeout=120,
+                 env={"PATH": f"{shim.parent}:{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr[-500:]
+    assert len(result.stdout.strip().splitlines()) == 3
