@@ -105,8 +105,10 @@ def test_transcribe_formats_and_output_file(tiny_export, tmp_path, fmt):
                      "--format", fmt, "-o", str(out))
     assert result.returncode == 0, result.stderr
     text = out.read_text()
-    assert text.strip()
-    assert {"srt": "-->", "vtt": "WEBVTT", "text": ""}[fmt] in text
+    if fmt == "text":  # one line per speech segment: the clip is one
+        assert len(text.strip().splitlines()) == 1 and text.strip().replace(" ", "").isalpha()
+    else:
+        assert {"srt": "-->", "vtt": "WEBVTT"}[fmt] in text and text.count("-->") >= 1
 
 
 def test_bad_inputs_are_one_line_errors(tiny_export, tmp_path):
