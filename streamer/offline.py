@@ -7,9 +7,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .pcm import to_float32
+from . import SAMPLE_RATE
 from .chunking import ChunkSettings, SegmentDecoder
 from .ctc import Word, words_text
+from .pcm import PcmInput, to_float32
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
 
 
@@ -35,8 +36,11 @@ def shift(words: list[Word], offset_s: float) -> tuple[Word, ...]:
     return tuple(replace(w, start_s=w.start_s + offset_s, end_s=w.end_s + offset_s) for w in words)
 
 
-def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSettings = OfflineSettings()) -> Iterator[Segment]:
-    """Segments with words (stream times in seconds) as each speech segment ends; silent ones skipped."""
+def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSettings = OfflineSettings(),
+                      sample_rate: int = SAMPLE_RATE) -> Iterator[Segment]:
+    """Segments with words (stream times in seconds) as each speech segment ends; silent ones skipped.
+    Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate."""
+    pcm = PcmInput(sample_rate)
     gate = VadGate(settings.vad)
     rate = model.geometry.sample_rate
     decoder: SegmentDecoder | None = None
@@ -58,9 +62,10 @@ def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSett
                     count += 1
 
     for block in blocks:
-        yield from handle(gate.accept(block))
-    yield from handle(gate.finish())
+        yield from handle(gate.accept(pcm.accept(block)))
+    yield from handle(gate.accept(pcm.finish()) + gate.finish())
 
 
-def transcribe_array(audio: np.ndarray, model, settings: OfflineSettings = OfflineSettings()) -> list[Segment]:
-    return list(transcribe_blocks([audio], model, settings))
+def transcribe_array(audio: np.ndarray, model, settings: OfflineSettings = OfflineSettings(),
+                     sample_rate: int = SAMPLE_RATE) -> list[Segment]:
+    return list(transcribe_blocks([audio], model, settings, sample_rate))
