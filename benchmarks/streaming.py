@@ -1,20 +1,28 @@
-"""Streaming benchmark: accuracy, latency and cost of the streaming path for a table of window settings.
+"""Streaming benchmark: accuracy, latency and cost of the streaming path against the offline path.
 
-Held-out Norwegian sentences (a text source the small model never trained on) are synthesized with
-espeak-ng's default `nb` voice and joined by pauses into one stream, which is replayed in 100 ms
-blocks through `streamer.stream` on a simulated clock: block k arrives when its last sample has been
-spoken, and processing starts when it has arrived and the previous block is done, taking the
-measured compute time. Results so depend on compute, not on how busy the machine is otherwise.
-With --wall the default setting is also replayed paced by the wall clock, as live audio would be.
+Two kinds of speech from held-out Norwegian sentences (a text source tiny-nb never trained on),
+spoken by five espeak-ng voices at several speeds in turn (models/synth.py SPEAKERS):
+- paused: each sentence an utterance, 0.8–1.6 s of silence between them;
+- monologue: the sentences joined with no pause at all, as a speaker who never stops.
 
-Columns: WER/CER of the stream's finals and of the offline transcript (each speech segment in one
-pass) against the reference text; the share of words that differ between streamed and offline
-(word-level edit distance over the offline word count); partial latency (end of a word → the first
-partial that contains it) and final latency (end of a segment's last word → its final), p50 and
-p95; real-time factor (compute / audio); peak resident memory.
+The audio is replayed in 100 ms blocks on a simulated clock through the stream's sans-I/O
+interface: block k arrives when its last sample has been spoken; after each block the driver runs
+the stream's requests one by one, most urgent first, each taking its measured compute time, and the
+events of a request are stamped when it completes. Results depend on compute, not on how busy the
+machine is otherwise. --wall replays the default row paced by the wall clock instead.
 
-    python benchmarks/streaming.py                       # tiny-nb accuracy + XLS-R-300M cost (int8)
-    python benchmarks/streaming.py --model DIR --sentences 40
+Columns: WER/CER of the streamed finals and of the offline transcript against the reference;
+the share of words that differ between them (word edit distance over the offline word count);
+partial latency (end of a word → the first partial that covers it), final latency (end of a final's
+last word → the final), stable lag (end of a word → the moment it is inside a partial's stable
+prefix or a final), p50 and p95; compute = streaming compute / offline compute on the same audio;
+real-time factor; peak resident memory. Every run also checks that stable text is never revised.
+Word ends come from tiny-nb's offline transcript, so the random-weight XLS-R model is timed against
+real word timing. A last table shows how much offline differs from itself when only its chunk
+length changes, so the "words ≠" figure can be read.
+
+    python benchmarks/streaming.py                        # tiny-nb accuracy + XLS-R-300M cost (int8)
+    python benchmarks/streaming.py --sentences 30 --only 0 --wall
 """
 
 from __future__ import annotations
@@ -27,41 +35,37 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, table, write_json, xlsr_export
+from common import REPO, cpu_name, table, write_json, xlsr_export
 
-from streamer.events import Final, Partial
+from streamer.events import Final, Partial, broken_promises
 from streamer.metrics import cer, edit_distance, wer
-from streamer.offline import transcribe_array
+from streamer.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array
 from streamer.runner import OnnxModel
 from streamer.stream import Recognizer, StreamSettings
 from streamer.windower import WindowSettings
 
 BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
-SETTINGS = [  # (left_ms, hop_ms, right_ms, final_window_s); the first is the library's default
-    (1000, 500, 500, 4.0),
-    (1000, 500, 500, 0.0),
-    (1000, 500, 500, 12.0),
-    (500, 500, 500, 12.0),
-    (2000, 500, 500, 12.0),
-    (1000, 1000, 500, 12.0),
-]
+DEFAULT = StreamSettings()
+SETTINGS = {  # name → settings; the first is the library's default
+    "default": DEFAULT,
+    "commit window 6 s": dataclasses.replace(DEFAULT, commit=dataclasses.replace(DEFAULT.commit, window_ms=6000)),
+    "commit window 12 s": dataclasses.replace(DEFAULT, commit=dataclasses.replace(DEFAULT.commit, window_ms=12000)),
+    "commit context 3+1.5 s": dataclasses.replace(DEFAULT, commit=dataclasses.replace(
+        DEFAULT.commit, left_ms=3000, right_ms=1500, window_ms=10000)),
+    "no pause commits": dataclasses.replace(DEFAULT, commit=dataclasses.replace(DEFAULT.commit, pause_ms=None)),
+    "first pass 1000/500/500": dataclasses.replace(DEFAULT, window=WindowSettings(1000, 500, 500)),
+}
 
 
-def test_stream(n_sentences: int, seed: int, per_utterance: int = 3) -> tuple[np.ndarray, list[str]]:
-    """Held-out sentences in the default voice, a few at a time run together (0.1–0.25 s gaps) into
-    utterances of several seconds, the utterances joined by 0.8–1.6 s pauses. int16 audio, references."""
-    from models.synth import heldout_sentences, synthesize
+def build_speech(kind: str, n_sentences: int, seed: int) -> tuple[np.ndarray, str]:
+    """int16 audio and its reference text: held-out sentences, paused or as one monologue."""
+    from models.synth import heldout_sentences, talk
 
     rng = np.random.default_rng(seed)
     sentences = heldout_sentences()
     picked = [sentences[i] for i in sorted(rng.choice(len(sentences), n_sentences, replace=False))]
-    gap = lambda low, high: np.zeros(int(rng.uniform(low, high) * 16000), np.float32)
-    parts = [np.zeros(8000, np.float32)]
-    for i, (spoken, _) in enumerate(picked):
-        last_of_utterance = (i + 1) % per_utterance == 0 or i + 1 == len(picked)
-        parts += [synthesize(spoken), gap(0.8, 1.6) if last_of_utterance else gap(0.1, 0.25)]
-    audio = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
-    return audio, [label for _, label in picked]
+    audio, reference = talk(picked, rng, (0.8, 1.6) if kind == "paused" else (0.0, 0.0))
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), reference
 
 
 def rss_mb() -> float:
@@ -75,117 +79,166 @@ def rss_mb() -> float:
 
 
 def replay(recognizer: Recognizer, audio: np.ndarray, paced: bool) -> dict:
-    """Feed 100 ms blocks; stamp each event with its emission time (simulated or wall)."""
+    """Feed 100 ms blocks; run the stream's requests one by one; stamp each event when its request ends."""
     stream, clock, compute, peak = recognizer.stream(), 0.0, 0.0, rss_mb()
     stamped, start_wall = [], time.perf_counter()
-    blocks = [audio[i : i + BLOCK_SAMPLES] for i in range(0, len(audio), BLOCK_SAMPLES)]
-    for k, block in enumerate(blocks + [None]):
+    for k, first in enumerate(list(range(0, len(audio), BLOCK_SAMPLES)) + [None]):
         arrival = min(len(audio), (k + 1) * BLOCK_SAMPLES) / 16000
         if paced:
             time.sleep(max(0.0, start_wall + arrival - time.perf_counter()))
-        began = time.perf_counter()
-        events = stream.accept(block) if block is not None else stream.finish()
-        spent = time.perf_counter() - began
-        compute += spent
-        clock = max(clock, arrival) + spent
-        now = time.perf_counter() - start_wall if paced else clock
-        stamped += [(now, e) for e in events]
+        clock = max(clock, arrival)
+        now = lambda: time.perf_counter() - start_wall if paced else clock  # noqa: E731
+        events = stream.feed(audio[first : first + BLOCK_SAMPLES]) if first is not None else stream.end()
+        stamped += [(now(), e) for e in events]
+        while (request := stream.next_request()) is not None:
+            began = time.perf_counter()
+            logits = recognizer.logits(request)
+            spent = time.perf_counter() - began
+            compute += spent
+            clock += spent
+            stamped += [(now(), e) for e in stream.deliver(request, logits)]
         peak = max(peak, rss_mb())
     return {"events": stamped, "compute_s": compute, "peak_rss_mb": peak}
 
 
-def latencies(stamped: list, word_ends_s: list[float]) -> tuple[list[float], list[float]]:
-    """Partial latency per spoken word, final latency per final.
-
-    Word ends come from the offline transcript of a model that recognizes this speech (tiny-nb),
-    so a random-weight model's latency is measured against the same real word timing. A word is in
-    a partial once a partial (or final) covers the audio up to its end; a final's speech end is the
-    last word end inside it.
-    """
+def latencies(stamped: list, word_ends_s: list[float]) -> dict[str, list[float]]:
+    """Partial latency per spoken word, final latency per final, stable lag per final word."""
     shown = [(now, e.start_s, e.end_s) for now, e in stamped if isinstance(e, (Partial, Final)) and e.text]
-    partial_lat = [min((now for now, start, end in shown if start <= w <= end), default=np.nan) - w
-                   for w in word_ends_s]
-    final_lat = []
+    partial = [min((now for now, start, end in shown if start <= w <= end), default=np.nan) - w for w in word_ends_s]
+    final, stable = [], []
     for now, event in stamped:
-        if isinstance(event, Final):
-            inside = [w for w in word_ends_s if event.start_s <= w <= event.end_s]
-            final_lat.append(now - max(inside, default=event.words[-1].end_s))
-    return [x for x in partial_lat if not np.isnan(x)], final_lat
+        if not isinstance(event, Final):
+            continue
+        inside = [w for w in word_ends_s if event.start_s <= w <= event.end_s]
+        final.append(now - max(inside, default=event.words[-1].end_s))
+        stable += stable_lags(stamped, event, now)
+    return {"partial": [x for x in partial if not np.isnan(x)], "final": final, "stable": stable}
+
+
+def stable_lags(stamped: list, final: Final, final_time: float) -> list[float]:
+    """For each word of a final: when it first stood inside a stable prefix (or the final), after its end."""
+    ends, position = [], 0
+    for word in final.words:
+        position += len(word.word)
+        ends.append(position)
+        position += 1
+    lags = []
+    partials = [(now, e.stable_chars) for now, e in stamped if isinstance(e, Partial) and e.segment == final.segment]
+    for word, end_char in zip(final.words, ends):
+        when = min((now for now, chars in partials if chars >= end_char), default=final_time)
+        lags.append(min(when, final_time) - word.end_s)
+    return lags
 
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def word_difference(streamed: str, offline: str) -> float:
+def words_differ(streamed: str, offline: str) -> float:
     return edit_distance(offline.split(), streamed.split()) / max(1, len(offline.split()))
 
 
-def run_setting(model: OnnxModel, audio: np.ndarray, references: list[str], offline_text: str,
-                word_ends_s: list[float], window: tuple, paced: bool = False, hangover_ms: int | None = None) -> dict:
-    left, hop, right, final_s = window
-    settings = dataclasses.replace(StreamSettings(), window=WindowSettings(left, hop, right, final_s))
-    if hangover_ms is not None:
-        settings = dataclasses.replace(settings, vad=dataclasses.replace(settings.vad, hangover_ms=hangover_ms))
-    result = replay(Recognizer(model, settings), audio, paced)
+def offline_run(model: OnnxModel, audio: np.ndarray) -> tuple[str, float]:
+    began = time.perf_counter()
+    text = " ".join(f.text for f in transcribe_array(audio, model))
+    return text, time.perf_counter() - began
+
+
+def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSettings, paced: bool = False) -> dict:
+    result = replay(Recognizer(model, settings), speech["audio"], paced)
+    broken = broken_promises([event for _, event in result["events"]])
+    if broken:
+        raise AssertionError(f"{name}: {broken[0]}")
     finals = [e for _, e in result["events"] if isinstance(e, Final)]
     streamed = " ".join(f.text for f in finals)
-    partial_lat, final_lat = latencies(result["events"], word_ends_s)
-    reference = " ".join(references)
+    lat = latencies(result["events"], speech["word_ends_s"])
+    reference, offline = speech["reference"], speech["offline"][model.model_dir]
+    trained = "tiny-nb" in str(model.manifest["source"])
     return {
         "model": model.manifest["source"].split("/")[-1] + f" {model.manifest['precision']}",
-        "window": f"{left}/{hop}/{right} ms, final {final_s:g} s, hangover {settings.vad.hangover_ms}"
-                  + (" (wall)" if paced else ""),
-        "wer_stream": wer([reference], [streamed]), "wer_offline": wer([reference], [offline_text]),
-        "cer_stream": cer([reference], [streamed]), "cer_offline": cer([reference], [offline_text]),
-        "words_differ": word_difference(streamed, offline_text),
-        "partial_p50": percentile(partial_lat, 50), "partial_p95": percentile(partial_lat, 95),
-        "final_p50": percentile(final_lat, 50), "final_p95": percentile(final_lat, 95),
-        "rtf": result["compute_s"] / (len(audio) / 16000), "peak_rss_mb": result["peak_rss_mb"],
+        "speech": speech["kind"], "setting": name + (" (wall)" if paced else ""),
+        "wer_stream": wer([reference], [streamed]) if trained else None,
+        "wer_offline": wer([reference], [offline["text"]]) if trained else None,
+        "cer_stream": cer([reference], [streamed]) if trained else None,
+        "cer_offline": cer([reference], [offline["text"]]) if trained else None,
+        "words_differ": words_differ(streamed, offline["text"]) if trained else None,
+        **{f"{kind}_p{q}": percentile(values, q) for kind, values in lat.items() for q in (50, 95)},
+        "compute": result["compute_s"] / offline["compute_s"],
+        "rtf": result["compute_s"] / (len(speech["audio"]) / 16000), "peak_rss_mb": result["peak_rss_mb"],
         "finals": len(finals),
     }
 
 
-COLUMNS = [("model", "model", ""), ("window", "left/hop/right, final window", ""),
+COLUMNS = [("model", "model", ""), ("speech", "speech", ""), ("setting", "setting", ""),
            ("wer_stream", "WER str", ".3f"), ("wer_offline", "WER off", ".3f"),
-           ("cer_stream", "CER str", ".3f"), ("cer_offline", "CER off", ".3f"),
-           ("words_differ", "words ≠", ".1%"), ("partial_p50", "partial p50", ".2f"),
-           ("partial_p95", "p95", ".2f"), ("final_p50", "final p50", ".2f"), ("final_p95", "p95", ".2f"),
-           ("rtf", "RTF", ".3f"), ("peak_rss_mb", "peak MB", ".0f")]
+           ("cer_stream", "CER str", ".4f"), ("cer_offline", "CER off", ".4f"), ("words_differ", "words ≠", ".1%"),
+           ("partial_p50", "partial p50", ".2f"), ("partial_p95", "p95", ".2f"),
+           ("final_p50", "final p50", ".2f"), ("final_p95", "p95", ".2f"),
+           ("stable_p50", "stable p50", ".2f"), ("stable_p95", "p95", ".2f"),
+           ("compute", "compute ×off", ".2f"), ("rtf", "RTF", ".3f"), ("peak_rss_mb", "peak MB", ".0f")]
+
+
+def show(rows: list[dict]) -> str:
+    cells = [{k: "–" if row.get(k) is None else format(row[k], f) for k, _, f in COLUMNS} for row in rows]
+    return table(cells, [(k, h, "") for k, h, _ in COLUMNS])
+
+
+def offline_self_difference(model: OnnxModel, speech: dict) -> list[dict]:
+    """How much offline differs from itself when only its chunk length changes (30 s is the default)."""
+    rows, base = [], speech["offline"][model.model_dir]["text"]
+    reference = speech["reference"]
+    for chunk_s, context_s in ((30, 3), (12, 3), (8, 2), (4, 1)):
+        chunks = dataclasses.replace(OFFLINE_CHUNKS, window_ms=chunk_s * 1000, left_ms=context_s * 1000,
+                                     right_ms=context_s * 1000)
+        text = " ".join(f.text for f in transcribe_array(speech["audio"], model, OfflineSettings(chunks=chunks)))
+        rows.append({"speech": speech["kind"], "chunks": f"{chunk_s} s, context {context_s} s",
+                     "wer": wer([reference], [text]), "cer": cer([reference], [text]),
+                     "words_differ": words_differ(text, base)})
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", type=Path,
                         help="exported model dir (repeatable); default: models/tiny-nb and XLS-R-300M int8")
-    parser.add_argument("--sentences", type=int, default=24)
+    parser.add_argument("--sentences", type=int, default=30, help="sentences per kind of speech")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--settings", type=int, default=len(SETTINGS), help="how many rows of the settings table")
+    parser.add_argument("--speech", choices=("paused", "monologue"), action="append",
+                        help="kinds of speech (default both)")
     parser.add_argument("--wall", action="store_true", help="also replay the default setting on the wall clock")
-    parser.add_argument("--hangover-ms", type=int, help="VAD hangover for every row (default: the library's)")
     parser.add_argument("--only", type=int, nargs="*", help="run only these rows of the settings table (0-based)")
     args = parser.parse_args()
 
-    audio, references = test_stream(args.sentences, args.seed)
-    print(f"{len(references)} held-out sentences, {len(audio) / 16000:.1f} s of audio", flush=True)
+    names = list(SETTINGS)
+    chosen = [names[i] for i in args.only] if args.only is not None else names
     timing_model = OnnxModel(default_tiny())
-    word_ends_s = [w.end_s for s in transcribe_array(audio, timing_model) for w in s.words]
+    models = [OnnxModel(m) for m in (args.model or [default_tiny(), xlsr_export("int8")])]
+    speeches = []
+    for kind in args.speech or ["paused", "monologue"]:
+        audio, reference = build_speech(kind, args.sentences, args.seed)
+        word_ends = [w.end_s for f in transcribe_array(audio, timing_model) for w in f.words]
+        speech = {"kind": kind, "audio": audio, "reference": reference, "word_ends_s": word_ends, "offline": {}}
+        for model in models:
+            text, compute_s = offline_run(model, audio)
+            speech["offline"][model.model_dir] = {"text": text, "compute_s": compute_s}
+        speeches.append(speech)
+        print(f"{kind}: {args.sentences} sentences, {len(audio) / 16000:.1f} s of audio", flush=True)
     rows = []
-    for model_dir in args.model or [default_tiny(), xlsr_export("int8")]:
-        model = OnnxModel(model_dir)
-        offline_text = " ".join(s.text for s in transcribe_array(audio, model))
-        chosen = [SETTINGS[i] for i in args.only] if args.only is not None else SETTINGS[: args.settings]
-        for window in chosen:
-            rows.append(run_setting(model, audio, references, offline_text, word_ends_s, window,
-                                    hangover_ms=args.hangover_ms))
-            print(table(rows[-1:], COLUMNS).splitlines()[-1], flush=True)
-        if args.wall:
-            rows.append(run_setting(model, audio, references, offline_text, word_ends_s, SETTINGS[0], paced=True,
-                                    hangover_ms=args.hangover_ms))
-    print()
-    print(table(rows, COLUMNS))
-    path = write_json("streaming", {"audio_s": len(audio) / 16000, "sentences": len(references),
-                                    "block_samples": BLOCK_SAMPLES, "rows": rows})
+    for model in models:
+        for speech in speeches:
+            for name in chosen:
+                rows.append(run_setting(model, speech, name, SETTINGS[name]))
+                print(show(rows[-1:]).splitlines()[-1], flush=True)
+            if args.wall:
+                rows.append(run_setting(model, speech, names[0], SETTINGS[names[0]], paced=True))
+    print(f"\n{cpu_name()}\n" + show(rows))
+    self_rows = [r for s in speeches for r in offline_self_difference(models[0], s)]
+    print("\noffline against itself (" + models[0].manifest["source"].split("/")[-1] + "):")
+    print(table(self_rows, [("speech", "speech", ""), ("chunks", "offline chunks", ""), ("wer", "WER", ".3f"),
+                            ("cer", "CER", ".4f"), ("words_differ", "words ≠ 30 s chunks", ".1%")]))
+    path = write_json("streaming", {"block_samples": BLOCK_SAMPLES, "sentences": args.sentences,
+                                    "audio_s": {s["kind"]: len(s["audio"]) / 16000 for s in speeches},
+                                    "rows": rows, "offline_self": self_rows})
     print(f"wrote {path}")
 
 

@@ -144,6 +144,30 @@ def synthesize(text: str, voice: Voice = Voice()) -> np.ndarray:
     return resample(pcm.astype(np.float32) / 32768.0, rate_hz)
 
 
+# Several espeak-ng voices and speeds, for speech the model did not hear in one voice only.
+SPEAKERS = (Voice("nb", 175), Voice("nb+m3", 150), Voice("nb+f2", 190, 65), Voice("nb+m1", 165, 40),
+            Voice("nb+f4", 180, 55))
+
+
+def trim_silence(audio: np.ndarray, threshold: float = 0.01) -> np.ndarray:
+    """Cut the leading and trailing samples quieter than threshold (espeak-ng pads each utterance)."""
+    loud = np.flatnonzero(np.abs(audio) >= threshold)
+    return audio[loud[0] : loud[-1] + 1] if len(loud) else audio[:0]
+
+
+def talk(sentences: list[tuple[str, str]], rng: np.random.Generator, pause_s: tuple[float, float] = (0.0, 0.0),
+         speakers: tuple[Voice, ...] = SPEAKERS) -> tuple[np.ndarray, str]:
+    """Sentences spoken one after another by speakers in turn (float32 16 kHz), joined by pauses drawn
+    from pause_s; (0, 0) joins them with no pause at all, as a monologue that never stops. Also the
+    reference text."""
+    parts = [np.zeros(int(0.3 * SAMPLE_RATE_HZ), np.float32)]
+    for i, (spoken, _) in enumerate(sentences):
+        parts.append(trim_silence(synthesize(spoken, speakers[i % len(speakers)])))
+        parts.append(np.zeros(int(rng.uniform(*pause_s) * SAMPLE_RATE_HZ), np.float32))
+    parts.append(np.zeros(int(0.6 * SAMPLE_RATE_HZ), np.float32))
+    return np.concatenate(parts), " ".join(label for _, label in sentences)
+
+
 def augment(audio: np.ndarray, rng: np.random.Generator, aug: Augmentation = Augmentation()) -> np.ndarray:
     """Random leading/trailing silence, level change and additive noise."""
     lead = int(rng.uniform(*aug.lead_silence_ms) * SAMPLE_RATE_HZ / 1000)

@@ -94,20 +94,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
-    from .windower import WindowSettings
+    from .stream import StreamSettings
 
-    w = WindowSettings()
+    w, c, d = StreamSettings().window, StreamSettings().commit, StreamSettings()
     parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
                         help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
     parser.add_argument("--no-vad", action="store_true", help="always-on audio: treat everything as speech")
-    parser.add_argument("--left-ms", type=int, default=w.left_ms, help=f"streaming window left context (default {w.left_ms})")
-    parser.add_argument("--hop-ms", type=int, default=w.hop_ms,
-                        help=f"streaming hop: a window runs per hop of audio (default {w.hop_ms})")
-    parser.add_argument("--right-ms", type=int, default=w.right_ms,
-                        help=f"streaming window right context; its frames are the partial's tail (default {w.right_ms})")
-    parser.add_argument("--final-window-s", type=float, default=w.final_window_s,
-                        help="a final re-decodes up to this much of its segment in one pass; segments up to this "
-                             f"long come out exactly as offline (default {w.final_window_s:g})")
+    group = parser.add_argument_group(
+        "streaming windows", "a fast first pass makes the partial's changing tail; a second pass with wider context "
+                             "commits stable text and finals (see benchmarks/RESULTS.md for the trade-offs)")
+    group.add_argument("--left-ms", type=int, default=w.left_ms, help=f"first pass left context (default {w.left_ms})")
+    group.add_argument("--hop-ms", type=int, default=w.hop_ms,
+                       help=f"first pass hop: a partial per hop of audio (default {w.hop_ms})")
+    group.add_argument("--right-ms", type=int, default=w.right_ms, help=f"first pass right context (default {w.right_ms})")
+    group.add_argument("--commit-left-ms", type=int, default=c.left_ms,
+                       help=f"second pass left context (default {c.left_ms})")
+    group.add_argument("--commit-right-ms", type=int, default=c.right_ms,
+                       help=f"second pass right context: stable text trails speech by at least this (default {c.right_ms})")
+    group.add_argument("--commit-window-ms", type=int, default=c.window_ms,
+                       help=f"in speech without pauses a commit runs when this much audio waits (default {c.window_ms})")
+    group.add_argument("--pause-ms", type=int, default=c.pause_ms,
+                       help=f"a pause this long commits the speech before it and ends the caption (default {c.pause_ms})")
+    group.add_argument("--max-caption-s", type=float, default=d.max_caption_s,
+                       help="in speech without pauses a caption ends at the first word boundary after this long "
+                            f"(default {d.max_caption_s:g})")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -181,16 +191,17 @@ def stream_settings(args: argparse.Namespace):
     from .stream import StreamSettings
     from .windower import WindowSettings
 
-    window = WindowSettings(args.left_ms, args.hop_ms, args.right_ms, args.final_window_s)
-    return replace(with_vad_options(StreamSettings(), args), window=window)
+    settings = with_vad_options(StreamSettings(), args)
+    commit = replace(settings.commit, left_ms=args.commit_left_ms, right_ms=args.commit_right_ms,
+                     window_ms=args.commit_window_ms, pause_ms=args.pause_ms)
+    return replace(settings, window=WindowSettings(args.left_ms, args.hop_ms, args.right_ms), commit=commit,
+                   max_caption_s=args.max_caption_s)
 
 
 def offline_events(blocks, model, args) -> Iterator:
-    from .events import Final
     from .offline import OfflineSettings, transcribe_blocks
 
-    for segment in transcribe_blocks(blocks, model, with_vad_options(OfflineSettings(), args)):
-        yield Final(segment.index, segment.words, segment.start_s, segment.end_s)
+    yield from transcribe_blocks(blocks, model, with_vad_options(OfflineSettings(), args))
 
 
 def streaming_events(blocks, model, args) -> Iterator:

@@ -38,3 +38,24 @@ class Final:
     def to_json(self) -> dict:
         return {"type": "final", "segment": self.segment, "text": self.text, "start": round(self.start_s, 3),
                 "end": round(self.end_s, 3), "words": [w.to_json() for w in self.words]}
+
+
+def broken_promises(events) -> list[str]:
+    """What in a stream's events breaks its promises: text marked stable that a later partial or the final
+    of its caption does not begin with, and events of a caption after its final. [] when all is kept."""
+    stable: dict[int, str] = {}
+    finished: set[int] = set()
+    broken = []
+    for event in events:
+        if not isinstance(event, (Partial, Final)) or event.segment is None:
+            continue
+        if event.segment in finished:
+            broken.append(f"caption {event.segment}: {event.to_json()['type']} after its final")
+        promised = stable.get(event.segment, "")
+        if not event.text.startswith(promised):
+            broken.append(f"caption {event.segment}: stable text {promised!r} revised to {event.text!r}")
+        if isinstance(event, Final):
+            finished.add(event.segment)
+        elif event.stable_chars > len(promised):
+            stable[event.segment] = event.text[: event.stable_chars]
+    return broken

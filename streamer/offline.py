@@ -1,71 +1,52 @@
-"""Offline (reference) transcription: VAD segments at pauses, each recognized whole (or in chunks)."""
+"""Offline (reference) transcription: each VAD speech segment recognized whole, or in 30 s chunks.
+
+The same frame-level machinery as streaming at other settings: a stream with no partial pass whose
+commit windows are 30 s long with 3 s of context on each side (``OFFLINE_CHUNKS``), so a segment up
+to 30 s runs through the model in one pass, and a longer one in chunks joined at the frame level
+before the CTC collapse. Memory stays bounded by one chunk of audio. One final per speech segment.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from . import SAMPLE_RATE
-from .chunking import ChunkSettings, SegmentDecoder
-from .ctc import Word, words_text
-from .pcm import PcmInput, to_float32
-from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
+from .events import Final
+from .stream import Recognizer, StreamSettings
+from .vad import VadSettings
+from .windower import CommitSettings
 
-
-@dataclass(frozen=True)
-class Segment:
-    index: int
-    start_s: float
-    end_s: float
-    words: tuple[Word, ...]
-
-    @property
-    def text(self) -> str:
-        return words_text(list(self.words))
+OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, window_ms=30_000, min_commit_ms=None, pause_ms=None)
 
 
 @dataclass(frozen=True)
 class OfflineSettings:
-    vad: VadSettings = VadSettings(max_segment_s=None)  # offline splits at pauses only
-    chunks: ChunkSettings = ChunkSettings()
+    vad: VadSettings = VadSettings()
+    chunks: CommitSettings = OFFLINE_CHUNKS
 
-
-def shift(words: list[Word], offset_s: float) -> tuple[Word, ...]:
-    return tuple(replace(w, start_s=w.start_s + offset_s, end_s=w.end_s + offset_s) for w in words)
+    def stream_settings(self) -> StreamSettings:
+        """A caption per speech segment: no partials, no pause commits, no caption length limit."""
+        return StreamSettings(vad=self.vad, window=None, commit=self.chunks, max_caption_s=math.inf)
 
 
 def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSettings = OfflineSettings(),
-                      sample_rate: int = SAMPLE_RATE) -> Iterator[Segment]:
-    """Segments with words (stream times in seconds) as each speech segment ends; silent ones skipped.
+                      sample_rate: int = SAMPLE_RATE) -> Iterator[Final]:
+    """A final per speech segment (stream times in seconds) as each ends; silent ones skipped.
     Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate."""
-    pcm = PcmInput(sample_rate)
-    gate = VadGate(settings.vad)
-    rate = model.geometry.sample_rate
-    decoder: SegmentDecoder | None = None
-    start_sample = 0
-    count = 0
-
-    def handle(events) -> Iterator[Segment]:
-        nonlocal decoder, start_sample, count
-        for event in events:
-            if isinstance(event, SpeechAudio):
-                if decoder is None:
-                    decoder, start_sample = SegmentDecoder(model, settings.chunks), event.start_sample
-                decoder.accept(to_float32(event.samples))
-            elif isinstance(event, SpeechEnd) and decoder is not None:
-                words = decoder.finish()
-                decoder = None
-                if words:
-                    yield Segment(count, start_sample / rate, event.end_sample / rate, shift(words, start_sample / rate))
-                    count += 1
-
+    stream = Recognizer(model, settings.stream_settings()).stream(sample_rate)
     for block in blocks:
-        yield from handle(gate.accept(pcm.accept(block)))
-    yield from handle(gate.accept(pcm.finish()) + gate.finish())
+        yield from finals(stream.accept(block))
+    yield from finals(stream.finish())
+
+
+def finals(events: list) -> list[Final]:
+    return [event for event in events if isinstance(event, Final)]
 
 
 def transcribe_array(audio: np.ndarray, model, settings: OfflineSettings = OfflineSettings(),
-                     sample_rate: int = SAMPLE_RATE) -> list[Segment]:
+                     sample_rate: int = SAMPLE_RATE) -> list[Final]:
     return list(transcribe_blocks([audio], model, settings, sample_rate))

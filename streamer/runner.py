@@ -30,10 +30,12 @@ class RunnerSettings:
             raise StreamerError("thread counts must be 0 (default) or positive")
 
 
-def normalize(audio: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance, as the wav2vec2 feature extractor does for each input."""
+def normalize(audio: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
+    """Zero mean, unit variance, as the wav2vec2 feature extractor does for each input; stats (mean,
+    variance) of a longer stretch of audio than this one when given."""
     audio = np.asarray(audio, dtype=np.float32)
-    return (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+    mean, var = (float(audio.mean()), float(audio.var())) if stats is None else stats
+    return (audio - np.float32(mean)) / np.float32(np.sqrt(var + 1e-7))
 
 
 def pad_batch(audios: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +101,9 @@ class OnnxModel:
     def sample_rate(self) -> int:
         return self.geometry.sample_rate
 
-    def logits(self, audios: list[np.ndarray]) -> list[np.ndarray]:
-        """CTC logits (frames × vocab) for each float32 16 kHz input, padding frames removed."""
+    def logits(self, audios: list[np.ndarray], stats: list[tuple[float, float] | None] | None = None) -> list[np.ndarray]:
+        """CTC logits (frames × vocab) for each float32 16 kHz input, padding frames removed. stats: the
+        (mean, variance) each input is normalized with (None: its own), when the model normalizes."""
         if not audios:
             return []
         short = min(len(audio) for audio in audios)
@@ -109,7 +112,9 @@ class OnnxModel:
                 f"audio of {short} samples is shorter than the model's receptive field "
                 f"({self.geometry.receptive_field_samples} samples)"
             )
-        prepared = [normalize(audio) if self.do_normalize else np.asarray(audio, np.float32) for audio in audios]
+        stats = stats or [None] * len(audios)
+        prepared = [normalize(audio, st) if self.do_normalize else np.asarray(audio, np.float32)
+                    for audio, st in zip(audios, stats)]
         batch, mask = pad_batch(prepared)
         (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask})
         return [logits[row, : self.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]

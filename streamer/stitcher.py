@@ -1,63 +1,114 @@
-"""Stitcher: joins the kept frames of consecutive windows before the CTC collapse.
+"""Stitcher: frames kept from windows, joined before the CTC collapse, and the text they spell.
 
-Frames left of the newest window's right context are stable; the newest window's right-context
-frames are the partial's tail. Pure: best-path ids and probabilities in, words out.
+Pure: best-path ids and probabilities in, words out. ``FrameTrack`` holds the first pass's frames by
+frame index (a later window overwrites the tail of an earlier one). ``Caption`` holds the committed
+frames of the caption being spoken: they only ever grow, so the text they spell (the stable text)
+is a prefix of every later partial and of the caption's final.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .ctc import Word, best_path, words_from_path, words_text
+from .ctc import Word, words_from_path, words_text
 from .vocab import Vocabulary
-from .windower import Window
+
+EMPTY_IDS = np.zeros(0, np.int64)
+EMPTY_PROBS = np.zeros(0, np.float32)
 
 
-class Stitcher:
-    def __init__(self, vocab: Vocabulary, stride_samples: int, frame_s: float):
-        self.vocab, self.stride, self.frame_s = vocab, stride_samples, frame_s
+class FrameTrack:
+    """Best-path ids and probabilities by frame index; frames before ``origin`` were dropped."""
+
+    def __init__(self):
+        self.origin = 0
+        self._ids, self._probs = EMPTY_IDS, EMPTY_PROBS
+
+    @property
+    def end(self) -> int:
+        return self.origin + len(self._ids)
+
+    def write(self, frame: int, ids: np.ndarray, probs: np.ndarray) -> None:
+        """Frames from frame on are replaced by these; frames before them must all be there."""
+        if frame > self.end:
+            raise AssertionError(f"frames {self.end}..{frame} were never written")
+        keep = max(0, frame - self.origin)
+        skip = max(0, self.origin - frame)
+        self._ids = np.concatenate([self._ids[:keep], ids[skip:]])
+        self._probs = np.concatenate([self._probs[:keep], probs[skip:]])
+
+    def since(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        start = max(0, frame - self.origin)
+        return self._ids[start:], self._probs[start:]
+
+    def drop_before(self, frame: int) -> None:
+        """Forget frames before frame (all of them when it lies past the end: the track restarts there)."""
+        drop = max(0, frame - self.origin)
+        self._ids, self._probs, self.origin = self._ids[drop:], self._probs[drop:], max(self.origin, frame)
+
+
+class Caption:
+    """The committed frames of one caption, from its first frame on."""
+
+    def __init__(self, first_frame: int, vocab: Vocabulary, frame_s: float):
+        self.first_frame, self.vocab, self.frame_s = first_frame, vocab, frame_s
         self._ids: list[np.ndarray] = []
         self._probs: list[np.ndarray] = []
-        self._tail = (np.zeros(0, np.int64), np.zeros(0, np.float32))
-        self.stable_end = 0  # segment sample up to which frames are stable
+        self.n_frames = 0
+        self.number: int | None = None  # caption number in the stream, given with its first text
+        self.shown = ""  # the last partial text sent
 
-    def add(self, window: Window, logits: np.ndarray) -> None:
-        """Keep the window's frames [keep_from, keep_to) as stable; the rest of it becomes the tail."""
-        ids, probs = best_path(logits)
-        first = (window.keep_from_sample - window.start_sample) // self.stride
-        last = (window.keep_to_sample - window.start_sample) // self.stride
-        self._ids.append(ids[first:last])
-        self._probs.append(probs[first:last])
-        self._tail = (ids[last:], probs[last:])
-        self.stable_end = window.keep_to_sample
+    def successor(self, first_frame: int) -> "Caption":
+        """The next caption, from first_frame on."""
+        return Caption(first_frame, self.vocab, self.frame_s)
 
-    def stable_frames(self, until_sample: int) -> tuple[np.ndarray, np.ndarray]:
-        n = until_sample // self.stride
-        ids = np.concatenate(self._ids) if self._ids else np.zeros(0, np.int64)
-        probs = np.concatenate(self._probs) if self._probs else np.zeros(0, np.float32)
-        return ids[:n], probs[:n]
+    def restart_at(self, first_frame: int) -> None:
+        """Forget the frames committed so far (they spell nothing); the caption keeps its number and shown text."""
+        self.first_frame, self._ids, self._probs, self.n_frames = first_frame, [], [], 0
 
-    def partial(self) -> tuple[str, int]:
-        """The current text and how many of its leading characters come from stable frames."""
-        ids, probs = self.stable_frames(self.stable_end)
+    def append(self, ids: np.ndarray, probs: np.ndarray) -> None:
+        self._ids.append(ids)
+        self._probs.append(probs)
+        self.n_frames += len(ids)
+
+    def frames(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._ids) > 1:
+            self._ids, self._probs = [np.concatenate(self._ids)], [np.concatenate(self._probs)]
+        return (self._ids[0], self._probs[0]) if self._ids else (EMPTY_IDS, EMPTY_PROBS)
+
+    def words(self, offset_s: float = 0.0) -> list[Word]:
+        """Committed words; times from offset_s at the caption's first frame."""
+        ids, probs = self.frames()
+        return words_from_path(ids, probs, self.vocab, self.frame_s, offset_s)
+
+    def has_letters(self) -> bool:
+        ids, _ = self.frames()
+        return bool(self.vocab.text_mask()[ids].any()) if len(ids) else False
+
+    def partial(self, tail_ids: np.ndarray, tail_probs: np.ndarray) -> tuple[str, int]:
+        """Text of the committed frames followed by tail frames, and how many leading characters are
+        committed (stable). Committed frames never change, so the stable text stays a prefix."""
+        ids, probs = self.frames()
         stable = words_text(words_from_path(ids, probs, self.vocab, self.frame_s))
-        text = words_text(words_from_path(np.concatenate([ids, self._tail[0]]),
-                                          np.concatenate([probs, self._tail[1]]), self.vocab, self.frame_s))
-        return text, common_prefix(stable, text)
-
-    def final(self, window: Window, logits: np.ndarray) -> list[Word]:
-        """Stable frames before the final window's keep_from, then all of the final window's frames."""
-        ids, probs = self.stable_frames(window.keep_from_sample)
-        new_ids, new_probs = best_path(logits)
-        first = (window.keep_from_sample - window.start_sample) // self.stride
-        return words_from_path(np.concatenate([ids, new_ids[first:]]), np.concatenate([probs, new_probs[first:]]),
-                               self.vocab, self.frame_s)
+        text = words_text(words_from_path(np.concatenate([ids, tail_ids]), np.concatenate([probs, tail_probs]),
+                                          self.vocab, self.frame_s))
+        if not text.startswith(stable):
+            raise AssertionError(f"stable text {stable!r} is not a prefix of {text!r}")
+        return text, len(stable)
 
 
-def common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+def word_ends(ids: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """Frames right after a word delimiter that follows a letter: cutting there keeps the delimiter with
+    the words before, so they stay apart from whatever another window makes of the frames after."""
+    letters = vocab.text_mask()[ids]
+    seen_letter = np.maximum.accumulate(letters) if len(ids) else letters
+    delimiter = ids == vocab.delimiter_id
+    first_after_letter = delimiter & seen_letter & ~np.concatenate([[False], delimiter[:-1]])
+    return np.flatnonzero(first_after_letter) + 1
+
+
+def cut_between_words(ids: np.ndarray, vocab: Vocabulary, lo: int, hi: int) -> int | None:
+    """The latest word end in [lo, hi] (a frame to cut before), or None when there is none."""
+    ends = word_ends(ids, vocab)
+    inside = ends[(ends >= lo) & (ends <= hi)]
+    return int(inside[-1]) if len(inside) else None

@@ -1,30 +1,62 @@
-"""Streaming recognition: VAD gate → windower → model → stitcher → partial and final events.
+"""Streaming recognition: PCM input → VAD gate → two passes of windows → stitcher → partial and final events.
 
-A ``Recognizer`` holds the shared model and settings; ``recognizer.stream()`` gives one ``Stream``
-per audio stream, with a push interface and no I/O: ``accept(block) -> events``,
-``finish() -> events`` (flush), ``reset()``.
+A ``Recognizer`` holds the shared model and settings; ``recognizer.stream()`` gives one ``Stream`` per
+audio stream. A stream is sans-I/O: it never runs the model itself.
+
+    stream.feed(block) -> events            audio in, any length
+    stream.next_request() -> Request|None   a window of audio the stream needs logits for
+    stream.deliver(request, logits) -> events
+    stream.end() -> events                  no more audio
+
+A driver takes requests, runs them alone or batched with other streams', and hands the logits back
+in the order it took them. ``accept(block)`` and ``finish()`` are that driver for one stream (CLI,
+microphone, tests). Requests come most urgent first: what ends a caption, then the partial pass
+(one request covers every hop that waited, so a busy driver gets fewer, wider partial windows),
+then commits in running speech. Finals depend only on the audio, never on the driver or the
+block split.
+
+Three tiers of text per caption: the partial's tail (first pass, may change), the stable prefix
+(committed by the second pass with offline-sized context, never revised), and the final (the
+caption's committed words, with times). A caption ends at a pause, at the end of a speech segment,
+or in speech without pauses at the first word boundary committed after ``max_caption_s``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import SAMPLE_RATE
-from .ctc import Word
+from .ctc import best_path
+from .errors import StreamerError
 from .events import Final, Partial
-from .offline import shift
 from .pcm import PcmInput, to_float32
-from .stitcher import Stitcher
+from .stitcher import Caption, FrameTrack, cut_between_words
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
-from .windower import Window, WindowSettings, final_window, next_window_end, ready_windows
+from .windower import CommitPass, CommitSettings, PartialPass, Window, WindowSettings, kept_frames
 
 
 @dataclass(frozen=True)
 class StreamSettings:
-    vad: VadSettings = field(default_factory=lambda: VadSettings(max_segment_s=20.0))
-    window: WindowSettings = WindowSettings()
+    vad: VadSettings = VadSettings()
+    window: WindowSettings | None = WindowSettings()  # first pass (partials); None: no partials
+    commit: CommitSettings = CommitSettings()  # second pass (stable text, finals)
+    max_caption_s: float = 10.0  # in speech without pauses a caption ends at the next word boundary after this
+
+    def __post_init__(self) -> None:
+        if not self.max_caption_s > 0:
+            raise StreamerError(f"max_caption_s must be more than 0, not {self.max_caption_s}")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One model run a stream needs: a window of one of its speech segments."""
+
+    segment: int  # the stream's VAD segment number
+    window: Window
+    audio: np.ndarray  # float32 16 kHz, what the model sees
+    stats: tuple[float, float]  # mean and variance of the segment's audio up to the window's end
 
 
 class Recognizer:
@@ -37,52 +69,151 @@ class Recognizer:
         """A new stream of mono audio at sample_rate (resampled to the model's 16 kHz)."""
         return Stream(self, sample_rate)
 
-    def logits(self, window: Window) -> np.ndarray:
-        return self.model.logits([self.model.geometry.pad_to_receptive_field(window.audio)])[0]
+    def logits(self, request: Request) -> np.ndarray:
+        return self.model.logits([self.model.geometry.pad_to_receptive_field(request.audio)], [request.stats])[0]
 
 
-class _Segment:
-    """The audio of the speech segment being recognized, and its stitched frames."""
+class AudioBuffer:
+    """A segment's float32 samples from ``origin`` on (older ones dropped once no window needs them), and
+    running sums of all of them, so any window is normalized with the statistics of the segment up to
+    its end: a segment's last window sees what offline's one pass over it sees."""
 
-    def __init__(self, recognizer: Recognizer, start_sample: int):
-        geometry = recognizer.model.geometry
-        self.start_sample = start_sample
-        self._audio = np.zeros(0, np.float32)
-        self._pending: list[np.ndarray] = []  # blocks not yet joined to _audio
-        self.length = 0  # samples so far
-        self.stitcher = Stitcher(recognizer.model.vocab, geometry.stride_samples, geometry.frame_s)
-        self.number: int | None = None  # caption segment number, given with its first text
-        self.shown = ""  # the last partial text sent
+    def __init__(self):
+        self.origin, self._audio, self._pending, self.length = 0, np.zeros(0, np.float32), [], 0
+        self._sums: list[tuple[int, float, float]] = [(0, 0.0, 0.0)]  # (position, Σx, Σx²) at block ends
 
     def append(self, samples: np.ndarray) -> None:
         self._pending.append(samples)
         self.length += len(samples)
+        _, total, squares = self._sums[-1]
+        wide = samples.astype(np.float64)
+        self._sums.append((self.length, total + float(wide.sum()), squares + float(np.dot(wide, wide))))
+
+    def stats(self, end: int) -> tuple[float, float]:
+        """Mean and variance of samples [0, end)."""
+        at = max(i for i, (position, _, _) in enumerate(self._sums) if position <= end) if end else 0
+        position, total, squares = self._sums[at]
+        rest = self.slice(position, end).astype(np.float64)
+        n = max(1, end)
+        mean = (total + float(rest.sum())) / n
+        return mean, max(0.0, (squares + float(np.dot(rest, rest))) / n - mean * mean)
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        if self._pending:  # blocks are joined only when a window needs them
+            self._audio, self._pending = np.concatenate([self._audio, *self._pending]), []
+        if start < self.origin:
+            raise AssertionError(f"samples from {start} were dropped (kept from {self.origin})")
+        return self._audio[start - self.origin : end - self.origin]
+
+    def drop_before(self, sample: int) -> None:
+        self.slice(self.origin, self.origin)
+        drop = min(max(0, sample - self.origin), len(self._audio))
+        self._audio, self.origin = self._audio[drop:], self.origin + drop
+        while len(self._sums) > 1 and self._sums[1][0] <= self.origin:  # no window ends before origin
+            self._sums.pop(0)
+
+
+class PauseFinder:
+    """Pauses inside a speech segment from the VAD's frame decisions: a run of unvoiced frames at least
+    pause_samples long after voiced audio, as (start_sample, sample at which it was that long)."""
+
+    def __init__(self, pause_samples: int | None, frame_samples: int):
+        self.pause, self.frame = pause_samples, frame_samples
+        self.found: list[tuple[int, int]] = []
+        self.position, self.voiced_end = 0, 0  # samples seen; end of the last voiced frame
+        self._run_start: int | None = None
+        self._reported = False
+
+    def add(self, flags: np.ndarray, n_samples: int) -> None:
+        for i, voiced in enumerate(flags.tolist()):
+            end = self.position + min(self.frame, n_samples - i * self.frame)
+            if voiced:
+                self._run_start, self.voiced_end = None, end
+            elif self._run_start is None:
+                self._run_start, self._reported = self.position, False
+            if (self._run_start is not None and self.pause is not None and not self._reported
+                    and self.voiced_end > 0 and end - self._run_start >= self.pause):
+                self.found.append((self._run_start, end))
+                self._reported = True
+            self.position = end
+
+    def first_from(self, sample: int) -> tuple[int, int] | None:
+        self.found = [pause for pause in self.found if pause[0] >= sample]
+        return self.found[0] if self.found else None
+
+
+class _Segment:
+    """One VAD speech segment being recognized: its audio, pauses, both passes and its open caption."""
+
+    def __init__(self, index: int, start_sample: int, recognizer: Recognizer):
+        model, settings = recognizer.model, recognizer.settings
+        self.index, self.start_sample = index, start_sample
+        self.stride = model.geometry.stride_samples
+        self.audio = AudioBuffer()
+        self.pauses = PauseFinder(None if settings.commit.pause_ms is None
+                                  else settings.commit.pause_ms * SAMPLE_RATE // 1000, settings.vad.frame_samples)
+        self.partials = None if settings.window is None else PartialPass(settings.window, model.geometry)
+        self.commits = CommitPass(settings.commit, model.geometry)
+        self.track = FrameTrack()  # first-pass frames
+        self.caption = Caption(0, model.vocab, model.geometry.frame_s)
+        self.commit: Request | None = None  # the next commit, until it is delivered
+        self.commit_taken = False
+        self.ended = False
+        self.decoded_end = 0  # end of the audio the model has seen so far
 
     @property
-    def audio(self) -> np.ndarray:
-        """All samples so far; blocks are joined only when asked (once per hop, not per block)."""
-        if self._pending:
-            self._audio = np.concatenate([self._audio, *self._pending])
-            self._pending = []
-        return self._audio
+    def length(self) -> int:
+        return self.audio.length
 
-    def truncate(self, n_samples: int) -> None:
-        self._audio, self._pending = self.audio[:n_samples], []
-        self.length = len(self._audio)
+    def add(self, event: SpeechAudio) -> None:
+        self.audio.append(to_float32(event.samples))
+        self.pauses.add(event.voiced, len(event.samples))
+
+    def next_commit(self) -> Window | None:
+        """The second pass's next window: at the first pause after the committed frames, or when enough
+        speech waits, or at the end; a function of the audio alone."""
+        commits = self.commits
+        if self.ended and commits.committed_end >= self.length:
+            return None
+        pause = self.pauses.first_from(commits.committed_end)
+        if pause is not None and pause[1] <= commits.due_at():
+            return commits.at_pause(*pause)
+        if self.length >= commits.due_at():
+            return commits.in_speech()
+        return commits.at_end(self.length) if self.ended else None
+
+    def request(self, window: Window) -> Request:
+        return Request(self.index, window, self.audio.slice(window.start_sample, window.end_sample),
+                       self.audio.stats(window.end_sample))
+
+    def next_partial(self) -> Request | None:
+        if self.partials is None or self.ended:
+            return None
+        while (window := self.partials.window(self.length)) is not None:
+            if window.keep_to > self.commits.committed_end:
+                return self.request(window)
+        return None
+
+    def drop_unneeded_audio(self) -> None:
+        keep = self.commits.committed_end - self.commits.left
+        if self.partials is not None:
+            keep = min(keep, self.partials.next_keep - self.partials.left)
+        self.audio.drop_before(keep)
 
 
 class Stream:
     def __init__(self, recognizer: Recognizer, sample_rate: int = SAMPLE_RATE):
         self.recognizer = recognizer
+        self.settings = recognizer.settings
         self.pcm = PcmInput(sample_rate)
         self.gate = VadGate(recognizer.settings.vad)
         self.reset()
 
     def reset(self) -> None:
-        """Drop all state: the next block is the start of a new stream (times from 0, segments from 0)."""
+        """Drop all state: the next block is the start of a new stream (times from 0, captions from 0)."""
         self.pcm.reset()
         self.gate.reset()
-        self._segment: _Segment | None = None
+        self._segments: dict[int, _Segment] = {}
         self._count = 0
 
     @property
@@ -94,66 +225,153 @@ class Stream:
         """float samples beyond full scale so far, clipped to it (a sign of input gain set too high)."""
         return self.pcm.clipped_samples
 
+    # ---- the synchronous driver
     def accept(self, block: np.ndarray) -> list:
         """Take a block of mono audio at the stream's sample rate, int16 or float32 in [-1, 1], any length;
         return new events. A bad block raises StreamerError and changes nothing."""
-        return self._handle(self.gate.accept(self.pcm.accept(block)))
+        return self.feed(block) + self.run()
 
     def finish(self) -> list:
-        """End of audio: the open segment becomes final."""
-        return self._handle(self.gate.accept(self.pcm.finish()) + self.gate.finish())
+        """End of audio: every open caption becomes final."""
+        return self.end() + self.run()
 
-    def _handle(self, vad_events) -> list:
+    def run(self) -> list:
+        """Run every request the stream has, one by one, with the recognizer's model."""
         events = []
-        for event in vad_events:
-            if isinstance(event, SpeechAudio):
-                events += self._speech(event)
-            elif isinstance(event, SpeechEnd):
-                events += self._end(event)
+        while (request := self.next_request()) is not None:
+            events += self.deliver(request, self.recognizer.logits(request))
         return events
 
-    def _speech(self, event: SpeechAudio) -> list:
-        if self._segment is None:
-            self._segment = _Segment(self.recognizer, event.start_sample)
-        segment = self._segment
-        segment.append(to_float32(event.samples))
-        settings = self.recognizer.settings.window
-        if segment.length < next_window_end(segment.stitcher.stable_end, settings, self._rate):
-            return []  # no window ready: leave the blocks unjoined
-        windows = ready_windows(segment.audio, segment.stitcher.stable_end, settings, self._rate)
-        for window in windows:
-            segment.stitcher.add(window, self.recognizer.logits(window))
-        return self._partial(segment) if windows else []
+    # ---- sans-I/O
+    def feed(self, block: np.ndarray) -> list:
+        return self._vad_events(self.gate.accept(self.pcm.accept(block)))
+
+    def end(self) -> list:
+        return self._vad_events(self.gate.accept(self.pcm.finish()) + self.gate.finish())
+
+    def next_request(self) -> Request | None:
+        """The most urgent model run: older segments first; in each, a commit that may end a caption, then
+        the partial pass, then a commit in running speech. None when nothing waits."""
+        for segment in sorted(self._segments.values(), key=lambda s: s.index):
+            if segment.commit is not None and not segment.commit_taken and segment.commit.window.kind != "commit":
+                return self._take_commit(segment)
+            if (partial := segment.next_partial()) is not None:
+                return partial
+            if segment.commit is not None and not segment.commit_taken:
+                return self._take_commit(segment)
+        return None
+
+    def deliver(self, request: Request, logits: np.ndarray) -> list:
+        segment = self._segments.get(request.segment)
+        if segment is None:  # the stream was reset meanwhile
+            return []
+        segment.decoded_end = max(segment.decoded_end, request.window.end_sample)
+        ids, probs = best_path(logits)
+        if request.window.kind == "partial":
+            first, _ = kept_frames(request.window, len(ids), segment.stride)
+            segment.track.write(request.window.keep_from // segment.stride, ids[first:], probs[first:])
+            return self._partial(segment)
+        return self._commit(segment, request.window, ids, probs)
+
+    # ---- inside
+    def _take_commit(self, segment: _Segment) -> Request:
+        segment.commit_taken = True
+        return segment.commit
+
+    def _vad_events(self, vad_events) -> list:
+        touched: dict[int, _Segment] = {}
+        for event in vad_events:
+            if isinstance(event, SpeechAudio):
+                segment = self._segments.get(event.segment)
+                if segment is None:
+                    segment = self._segments[event.segment] = _Segment(event.segment, event.start_sample,
+                                                                       self.recognizer)
+                segment.add(event)
+                touched[segment.index] = segment
+            elif isinstance(event, SpeechEnd) and event.segment in self._segments:
+                segment = self._segments[event.segment]
+                segment.ended = True
+                touched[segment.index] = segment
+        events = []
+        for segment in touched.values():
+            events += self._schedule(segment)
+        return events
+
+    def _schedule(self, segment: _Segment) -> list:
+        """Queue the segment's next commit; finish a segment whose rest is silent without the model."""
+        if segment.commit is not None:
+            return []
+        window = segment.next_commit()
+        if window is None:
+            if segment.ended:
+                del self._segments[segment.index]
+            return []
+        if window.kind == "final" and segment.pauses.voiced_end <= window.keep_from:
+            segment.commits.advance(segment.length)  # nothing but silence left: no words to find in it
+            del self._segments[segment.index]
+            return self._end_caption(segment, segment.length)
+        segment.commit, segment.commit_taken = segment.request(window), False
+        return []
+
+    def _commit(self, segment: _Segment, window: Window, ids: np.ndarray, probs: np.ndarray) -> list:
+        first, last = kept_frames(window, len(ids), segment.stride)
+        if window.kind == "commit":
+            lo = (segment.commits.search_from(window) - window.start_sample) // segment.stride
+            cut = cut_between_words(ids, self.recognizer.model.vocab, lo, last)
+            at_word_boundary, cut = cut is not None, last if cut is None else cut
+        else:  # a pause is silence, a final the end of the speech: both end words
+            cut, at_word_boundary = last, True
+        segment.caption.append(ids[first:cut], probs[first:cut])
+        cut_sample = segment.length if window.kind == "final" else window.start_sample + cut * segment.stride
+        segment.commits.advance(cut_sample)
+        segment.commit = None
+        if segment.partials is not None:
+            segment.partials.skip_to(cut_sample)
+        segment.track.drop_before(cut_sample // segment.stride)
+        events = self._caption_after_commit(segment, window.kind, at_word_boundary, cut_sample)
+        if window.kind == "final":
+            del self._segments[segment.index]
+            return events
+        segment.drop_unneeded_audio()
+        return events + self._schedule(segment)
+
+    def _caption_after_commit(self, segment: _Segment, kind: str, at_word_boundary: bool, cut_sample: int) -> list:
+        caption = segment.caption
+        length_s = (cut_sample - caption.first_frame * segment.stride) / self._rate
+        long_enough = length_s >= self.settings.max_caption_s
+        # a caption that found no word boundary for twice its length holds no speech (music, noise): cut it anyway
+        if kind != "commit" or (at_word_boundary and long_enough) or length_s >= 2 * self.settings.max_caption_s:
+            return self._end_caption(segment, cut_sample)
+        if not caption.has_letters():
+            caption.restart_at(cut_sample // segment.stride)  # only silence so far: the caption starts later
+        return self._partial(segment)
+
+    def _end_caption(self, segment: _Segment, cut_sample: int) -> list:
+        """The caption's final (or, when it holds no words, a partial that clears what was shown); the
+        next caption starts at the cut."""
+        caption = segment.caption
+        start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
+        end_s = (segment.start_sample + cut_sample) / self._rate
+        words = caption.words(start_s)
+        segment.caption = caption.successor(cut_sample // segment.stride)
+        if words:
+            return [Final(self._number(caption), tuple(words), start_s, end_s)]
+        return [Partial(caption.number, "", 0, start_s, end_s)] if caption.shown else []
 
     def _partial(self, segment: _Segment) -> list:
-        text, stable_chars = segment.stitcher.partial()
-        if text == segment.shown:
+        caption = segment.caption
+        text, stable_chars = caption.partial(*segment.track.since(caption.first_frame + caption.n_frames))
+        if text == caption.shown:
             return []
-        segment.shown = text
-        start = segment.start_sample / self._rate
-        return [Partial(self._number(segment), text, stable_chars, start, start + segment.length / self._rate)]
+        caption.shown = text
+        start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
+        end_s = (segment.start_sample + segment.decoded_end) / self._rate
+        number = self._number(caption) if text else caption.number
+        return [Partial(number, text, stable_chars, start_s, max(start_s, end_s))]
 
-    def _number(self, segment: _Segment) -> int:
-        """Caption segments are numbered from 0 as they first show text."""
-        if segment.number is None:
-            segment.number, self._count = self._count, self._count + 1
-        return segment.number
+    def _number(self, caption: Caption) -> int:
+        """Captions are numbered from 0 as they first show text."""
+        if caption.number is None:
+            caption.number, self._count = self._count, self._count + 1
+        return caption.number
 
-    def _end(self, event: SpeechEnd) -> list:
-        segment, self._segment = self._segment, None
-        if segment is None:
-            return []
-        segment.truncate(event.end_sample - segment.start_sample)
-        if segment.length == 0:
-            return []
-        geometry = self.recognizer.model.geometry
-        window = final_window(segment.audio, segment.stitcher.stable_end, self.recognizer.settings.window,
-                              self._rate, geometry.stride_samples)
-        words = segment.stitcher.final(window, self.recognizer.logits(window))
-        return self._final(segment, words, event.end_sample / self._rate)
-
-    def _final(self, segment: _Segment, words: list[Word], end_s: float) -> list:
-        start_s = segment.start_sample / self._rate
-        if not words:  # nothing said: clear a partial that was shown, send no empty final
-            return [Partial(segment.number, "", 0, start_s, end_s)] if segment.shown else []
-        return [Final(self._number(segment), shift(words, start_s), start_s, end_s)]

@@ -1,10 +1,10 @@
-"""VAD gate: webrtcvad on fixed frames, with pre-roll, hangover and a maximum segment length.
+"""VAD gate: webrtcvad on fixed frames, with pre-roll and hangover.
 
 Push interface, no I/O: ``accept(int16 block) -> events``, ``finish() -> events``. Events are
 ``SpeechAudio`` (samples of the current segment, in order, starting at ``start_sample`` of the
-stream) and ``SpeechEnd``. When a segment reaches ``max_segment_s`` it is cut at its quietest
-point: ``SpeechEnd(end_sample=cut)`` tells the consumer to drop what it got past the cut, and the
-next segment starts with that audio again, so no sample is lost or doubled.
+stream, with webrtcvad's decision for each frame of them) and ``SpeechEnd``. A segment lasts as
+long as the speech does: a monologue is one segment, and the stream core commits and captions it
+in pieces at pauses and word boundaries (``streamer.stream``), so the gate never cuts speech.
 """
 
 from __future__ import annotations
@@ -22,14 +22,12 @@ FRAME_MS_ALLOWED = (10, 20, 30)
 
 @dataclass(frozen=True)
 class VadSettings:
-    enabled: bool = True  # False: always-on audio, everything is speech (cut only at the cap)
+    enabled: bool = True  # False: always-on audio, everything is speech
     frame_ms: int = 30
     aggressiveness: int = 2  # webrtcvad: 0 (least) .. 3 (most aggressive filtering of non-speech)
     pre_roll_ms: int = 300  # audio kept before the onset so word starts are not clipped
     onset_ms: int = 150  # voiced audio in a row that opens a segment (a click gives ~100 ms)
     hangover_ms: int = 450  # unvoiced audio in a row that closes a segment (kept in it)
-    max_segment_s: float | None = 30.0  # cut longer speech at its quietest point; None: never
-    cut_search_s: float = 10.0  # how far back from the cap the quietest point is looked for
 
     def __post_init__(self) -> None:
         if self.frame_ms not in FRAME_MS_ALLOWED:
@@ -38,8 +36,6 @@ class VadSettings:
             raise StreamerError(f"VAD aggressiveness must be 0, 1, 2 or 3, not {self.aggressiveness}")
         if min(self.pre_roll_ms, self.onset_ms, self.hangover_ms) < 0:
             raise StreamerError("VAD pre_roll_ms, onset_ms and hangover_ms must not be negative")
-        if self.max_segment_s is not None and self.max_segment_s < 2 * self.cut_search_s / 5:
-            raise StreamerError("VAD max_segment_s must be at least 0.4 × cut_search_s")
 
     @property
     def frame_samples(self) -> int:
@@ -54,13 +50,13 @@ class SpeechAudio:
     segment: int
     start_sample: int  # of the stream
     samples: np.ndarray  # int16
+    voiced: np.ndarray  # bool, webrtcvad's decision per frame of samples (a last short frame: False)
 
 
 @dataclass(frozen=True)
 class SpeechEnd:
     segment: int
     end_sample: int  # exclusive: the segment is [its first start_sample, end_sample)
-    cut: bool = False  # True when the segment hit max_segment_s
 
 
 class VadGate:
@@ -81,9 +77,7 @@ class VadGate:
         self._in_speech = False
         self._voiced_run = 0
         self._unvoiced_run = 0
-        self._pending: deque[np.ndarray] = deque(maxlen=self._pending_frames())
-        self._segment_start = 0
-        self._segment_frames: list[np.ndarray] = []  # kept only while max_segment_s is set
+        self._pending: deque[tuple[np.ndarray, bool]] = deque(maxlen=self._pending_frames())
 
     def _pending_frames(self) -> int:
         s = self.settings
@@ -109,7 +103,7 @@ class VadGate:
         events: list = []
         if self._in_speech:
             if len(self._carry):
-                events.append(self._emit(self._carry))
+                events.append(SpeechAudio(self._segment, self._next_sample, self._carry, np.zeros(1, bool)))
             events.append(SpeechEnd(self._segment, self._next_sample + len(self._carry)))
             self._segment += 1
         self._in_speech = False
@@ -123,62 +117,28 @@ class VadGate:
 
     def _frame(self, frame: np.ndarray) -> list:
         voiced = self._is_speech(frame)
-        if self._in_speech:
-            return self._speech_frame(frame, voiced)
-        self._pending.append(frame)
+        start = self._next_sample
         self._next_sample += len(frame)
+        if self._in_speech:
+            return self._speech_frame(frame, voiced, start)
+        self._pending.append((frame, voiced))
         self._voiced_run = self._voiced_run + 1 if voiced else 0
         if self._voiced_run < self.settings.frames(self.settings.onset_ms) and self._vad is not None:
             return []
         return [self._open()]
 
     def _open(self) -> SpeechAudio:
-        audio = np.concatenate(list(self._pending))
+        frames, flags = zip(*self._pending)
         self._pending.clear()
         self._in_speech, self._unvoiced_run = True, 0
-        self._segment_start = self._next_sample - len(audio)
-        self._segment_frames = []
-        return self._emit(audio, self._segment_start)
+        audio = np.concatenate(frames)
+        return SpeechAudio(self._segment, self._next_sample - len(audio), audio, np.array(flags, bool))
 
-    def _emit(self, audio: np.ndarray, start: int | None = None) -> SpeechAudio:
-        start = self._segment_start + self._segment_length() if start is None else start
-        if self.settings.max_segment_s is not None:
-            self._segment_frames.append(audio)
-        self._emitted_end = start + len(audio)
-        return SpeechAudio(self._segment, start, audio)
-
-    def _segment_length(self) -> int:
-        return self._emitted_end - self._segment_start
-
-    def _speech_frame(self, frame: np.ndarray, voiced: bool) -> list:
-        events = [self._emit(frame)]
-        self._next_sample += len(frame)
+    def _speech_frame(self, frame: np.ndarray, voiced: bool, start: int) -> list:
+        events: list = [SpeechAudio(self._segment, start, frame, np.array([voiced]))]
         self._unvoiced_run = 0 if voiced else self._unvoiced_run + 1
         if self._vad is not None and self._unvoiced_run >= self.settings.frames(self.settings.hangover_ms):
             events.append(SpeechEnd(self._segment, self._next_sample))
             self._segment += 1
             self._in_speech, self._voiced_run = False, 0
-            return events
-        cap = self.settings.max_segment_s
-        if cap is not None and self._segment_length() >= cap * SAMPLE_RATE:
-            events += self._cut()
         return events
-
-    def _cut(self) -> list:
-        audio = np.concatenate(self._segment_frames)
-        cut = quietest_point(audio, self.settings.frame_samples, int(self.settings.cut_search_s * SAMPLE_RATE))
-        end = SpeechEnd(self._segment, self._segment_start + cut, cut=True)
-        self._segment += 1
-        self._segment_start += cut
-        self._segment_frames = []
-        return [end, self._emit(audio[cut:], self._segment_start)]
-
-
-def quietest_point(audio: np.ndarray, frame_samples: int, search_samples: int) -> int:
-    """Frame boundary of least energy (smoothed over ~90 ms) in the last search_samples of audio."""
-    n_frames = len(audio) // frame_samples
-    energy = (audio[: n_frames * frame_samples].astype(np.float64).reshape(n_frames, frame_samples) ** 2).mean(1)
-    smooth = np.convolve(energy, np.ones(3) / 3, mode="same")
-    first = max(1, n_frames - search_samples // frame_samples)
-    best = first + int(np.argmin(smooth[first:n_frames - 1])) if n_frames - 1 > first else n_frames - 1
-    return best * frame_samples

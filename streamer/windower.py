@@ -1,80 +1,165 @@
-"""Windower: cuts one growing speech segment into overlapping ``left | hop | right`` windows.
+"""Windows: which audio of a speech segment the model sees for each decode, and which frames are kept.
 
-Pure and deterministic: windows depend only on the segment's audio, never on how it arrived, so
-the frames they keep (and the finals built from them) are the same for any block split.
+One frame-level mechanism at three settings. A window is ``left context | kept | right context``:
+the model sees all of it, only the kept frames are used, joined to the frames kept before them
+before the CTC collapse (as the Hugging Face chunked pipeline does), so a word across a join is
+neither lost nor doubled.
+
+- ``PartialPass`` (first pass): one window per hop of audio with little context; its frames are the
+  partial's unstable tail, fast and cheap.
+- ``CommitPass`` (second pass): windows with offline-sized context whose frames are kept for good:
+  at a pause, when ``window_ms`` of audio waits (cut at a word boundary), and at the end of the
+  segment. Committed text is the stable text, and finals are made of it only.
+- The offline path is a ``CommitPass`` with 30 s windows and 3 s of context.
+
+Pure and deterministic: windows depend only on the audio's length and on what was committed, never
+on how the audio arrived. Right context shorter than the model needs for its last kept frame
+(receptive field − stride samples) is widened to that, so no kept frame is ever missing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .errors import StreamerError
+from .geometry import FrameGeometry
 
 FRAME_MS = 20  # wav2vec2 frame stride: window edges fall on frame boundaries
 
 
+def check_ms(owner: str, **values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and (value < 0 or value % FRAME_MS):
+            raise StreamerError(f"{owner} {name} must be a non-negative multiple of {FRAME_MS} ms, not {value}")
+
+
 @dataclass(frozen=True)
 class WindowSettings:
-    left_ms: int = 1000  # context before the kept part (seen by the model, frames not kept)
-    hop_ms: int = 500  # kept part: frames that become stable; one window runs per hop of audio
-    right_ms: int = 500  # context after the kept part; its frames are the partial's unstable tail
-    final_window_s: float = 4.0  # a final re-decodes up to this much of its segment's end in one pass
-    # (0: only the audio after the stable frames, with left context: finals from the stitched windows)
+    """The first pass (partials): a window of left | hop | right per hop of audio."""
+
+    left_ms: int = 500  # context before the hop (seen by the model, frames not kept)
+    hop_ms: int = 500  # a window runs per hop of audio; partials come this often
+    right_ms: int = 240  # context after the hop; its frames end the partial
 
     def __post_init__(self) -> None:
-        for name in ("left_ms", "hop_ms", "right_ms"):
-            value = getattr(self, name)
-            if value < 0 or value % FRAME_MS:
-                raise StreamerError(f"{name} must be a non-negative multiple of {FRAME_MS} ms, not {value}")
+        check_ms("partial window", left_ms=self.left_ms, hop_ms=self.hop_ms, right_ms=self.right_ms)
         if self.hop_ms == 0:
-            raise StreamerError("hop_ms must be at least 20 ms")
-        if self.final_window_s < 0:
-            raise StreamerError("final_window_s must be ≥ 0 (0: finals from the stitched windows alone)")
+            raise StreamerError(f"hop_ms must be at least {FRAME_MS} ms")
+
+
+@dataclass(frozen=True)
+class CommitSettings:
+    """The second pass (stable text, finals), and with other values the offline chunks."""
+
+    left_ms: int = 2000  # context before the committed frames
+    right_ms: int = 1000  # context after them
+    window_ms: int = 8000  # in speech without pauses a commit runs when this much audio waits
+    min_commit_ms: int | None = 2000  # the cut is the last word boundary at least this far on;
+    # None: cut exactly right_ms before the window's end (offline chunks)
+    pause_ms: int | None = 300  # a VAD pause this long after speech commits up to its middle; None: never
+
+    def __post_init__(self) -> None:
+        check_ms("commit window", left_ms=self.left_ms, right_ms=self.right_ms, window_ms=self.window_ms,
+                 min_commit_ms=self.min_commit_ms)
+        least = self.left_ms + self.right_ms + max(self.min_commit_ms or 0, FRAME_MS)
+        if self.window_ms < least:
+            raise StreamerError(f"commit window_ms ({self.window_ms}) must be at least left_ms + right_ms + "
+                                f"min_commit_ms ({least})")
+        if self.pause_ms is not None and self.pause_ms < 2 * FRAME_MS:
+            raise StreamerError(f"pause_ms must be at least {2 * FRAME_MS} ms (or None), not {self.pause_ms}")
 
 
 @dataclass(frozen=True)
 class Window:
-    start_sample: int  # segment-relative first sample the model sees
-    keep_from_sample: int  # frames from here on are kept...
-    keep_to_sample: int  # ...up to here (stable); frames after it are the unstable tail
-    audio: np.ndarray  # float32, the model's input
+    """Segment-relative samples: the model sees [start, end); frames from keep_from to keep_to are kept."""
+
+    start_sample: int
+    end_sample: int
+    keep_from: int
+    keep_to: int  # a commit may cut earlier (at a word boundary); a final keeps every frame to the end
+    kind: str = "partial"  # partial, commit (in speech), pause, final (end of segment)
 
 
-def samples(ms: float, rate: int) -> int:
-    return int(round(ms * rate / 1000))
+def samples(ms: int, geometry: FrameGeometry) -> int:
+    return ms * geometry.sample_rate // 1000
 
 
-def window_at(audio: np.ndarray, keep_from: int, keep_to: int, left: int, right: int) -> Window:
-    start = max(0, keep_from - left)
-    return Window(start, keep_from, keep_to, audio[start : keep_to + right])
+def least_right(geometry: FrameGeometry) -> int:
+    """Right context the last kept frame needs: its receptive field reaches this far past its start."""
+    stride = geometry.stride_samples
+    return -(-(geometry.receptive_field_samples - stride) // stride) * stride
 
 
-def next_window_end(stable_end: int, settings: WindowSettings, rate: int) -> int:
-    """Samples the audio must reach before the window that keeps frames from stable_end on can run."""
-    return stable_end + samples(settings.hop_ms, rate) + samples(settings.right_ms, rate)
+def kept_frames(window: Window, n_frames: int, stride: int) -> tuple[int, int]:
+    """First and last (exclusive) frame of the window's logits to keep; every kept frame must exist."""
+    first = (window.keep_from - window.start_sample) // stride
+    last = n_frames if window.kind == "final" else (window.keep_to - window.start_sample) // stride
+    if last > n_frames:
+        raise AssertionError(f"window {window} gave {n_frames} frames, {last} needed")
+    return first, last
 
 
-def ready_windows(audio: np.ndarray, stable_end: int, settings: WindowSettings, rate: int) -> list[Window]:
-    """Every window whose right context has fully arrived, in order, from stable_end on."""
-    left, hop, right = (samples(settings.left_ms, rate), samples(settings.hop_ms, rate), samples(settings.right_ms, rate))
-    windows = []
-    while next_window_end(stable_end, settings, rate) <= len(audio):
-        windows.append(window_at(audio, stable_end, stable_end + hop, left, right))
-        stable_end += hop
-    return windows
+class PartialPass:
+    """Where the next first-pass window is: every hop whose right context has arrived, in one window
+    (several hops at once when the driver was too busy to run them one by one)."""
+
+    def __init__(self, settings: WindowSettings, geometry: FrameGeometry):
+        self.hop = samples(settings.hop_ms, geometry)
+        self.left = samples(settings.left_ms, geometry)
+        self.right = max(samples(settings.right_ms, geometry), least_right(geometry))
+        self.next_keep = 0
+
+    def window(self, n_samples: int) -> Window | None:
+        due = (n_samples - self.right - self.next_keep) // self.hop
+        if due < 1:
+            return None
+        keep_to = self.next_keep + due * self.hop
+        window = Window(max(0, self.next_keep - self.left), keep_to + self.right, self.next_keep, keep_to)
+        self.next_keep = keep_to
+        return window
+
+    def skip_to(self, sample: int) -> None:
+        """Frames before sample are committed: no partial window needs them any more."""
+        self.next_keep = max(self.next_keep, sample)
 
 
-def final_window(audio: np.ndarray, stable_end: int, settings: WindowSettings, rate: int, stride: int) -> Window:
-    """The segment's last window: its end in one pass, up to final_window_s; a short segment whole.
+class CommitPass:
+    """Where the next second-pass window is, given what is committed (``committed_end``)."""
 
-    Frames before ``keep_from_sample`` are taken from the stable windows; it never lies past the
-    stable frames there are (nor past the audio, which a cut may have shortened).
-    """
-    left = samples(settings.left_ms, rate)
-    span = int(settings.final_window_s * rate)
-    keep_from = max(0, len(audio) - span + left) // stride * stride
-    keep_from = min(keep_from, stable_end, len(audio) // stride * stride)
-    start = max(0, keep_from - left) if keep_from else 0
-    return Window(start, keep_from, len(audio), audio[start:])
+    def __init__(self, settings: CommitSettings, geometry: FrameGeometry):
+        self.settings, self.stride = settings, geometry.stride_samples
+        self.left = samples(settings.left_ms, geometry)
+        self.least_right = least_right(geometry)
+        self.right = max(samples(settings.right_ms, geometry), self.least_right)
+        self.window_len = samples(settings.window_ms, geometry)
+        self.min_commit = None if settings.min_commit_ms is None else samples(settings.min_commit_ms, geometry)
+        self.pause = None if settings.pause_ms is None else samples(settings.pause_ms, geometry)
+        self.committed_end = 0
+
+    def _start(self) -> int:
+        return max(0, self.committed_end - self.left)
+
+    def due_at(self) -> int:
+        """Audio length at which speech without a pause forces a commit."""
+        return self._start() + self.window_len
+
+    def in_speech(self) -> Window:
+        """The forced commit: its cut is the last word boundary in [search_from, keep_to]."""
+        end = self.due_at()
+        return Window(self._start(), end, self.committed_end, end - self.right, "commit")
+
+    def search_from(self, window: Window) -> int:
+        return window.keep_to if self.min_commit is None else window.keep_from + self.min_commit
+
+    def at_pause(self, pause_start: int, pause_detected: int) -> Window:
+        """Commit up to the middle of a pause (silence on both sides of the cut)."""
+        middle = (pause_start + (pause_detected - pause_start) // 2) // self.stride * self.stride
+        cut = max(middle, self.committed_end)
+        return Window(self._start(), max(pause_detected, cut + self.least_right), self.committed_end, cut, "pause")
+
+    def at_end(self, end_sample: int) -> Window:
+        return Window(self._start(), end_sample, self.committed_end, end_sample, "final")
+
+    def advance(self, cut: int) -> None:
+        self.committed_end = cut
+

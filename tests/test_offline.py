@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,10 +9,11 @@ import pytest
 from streamer.audio import read_audio
 from streamer.pcm import to_float32
 from streamer.captions import CueSettings, CueWriter, make_cues
-from streamer.chunking import ChunkSettings, SegmentDecoder
 from streamer.ctc import Word
-from streamer.offline import transcribe_array
+from streamer.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
 from streamer.runner import OnnxModel
+from streamer.stream import Recognizer
+from streamer.vad import VadSettings
 
 from conftest import NPSC, espeak, silence
 
@@ -21,34 +23,45 @@ def model(tiny_export):
     return OnnxModel(tiny_export)
 
 
-def decode(model, audio, settings, block_samples):
-    decoder = SegmentDecoder(model, settings)
-    for start in range(0, len(audio), block_samples):
-        decoder.accept(audio[start : start + block_samples])
-    return decoder.finish()
+def chunked(window_s: float, context_s: float) -> OfflineSettings:
+    return OfflineSettings(vad=VadSettings(enabled=False),
+                           chunks=replace(OFFLINE_CHUNKS, window_ms=int(window_s * 1000),
+                                          left_ms=int(context_s * 1000), right_ms=int(context_s * 1000)))
 
 
 def test_long_segment_in_chunks_keeps_every_frame_once(model):
-    """Chunked decoding covers exactly the frames of one whole pass, whatever the block size."""
-    audio = (np.random.default_rng(3).standard_normal(16000 * 9) * 0.1).astype(np.float32)
-    chunked = ChunkSettings(max_pass_s=2.0, context_s=0.5)
-    decoder = SegmentDecoder(model, chunked)
-    decoder.accept(audio)
-    decoder.finish()
-    assert sum(len(ids) for ids in decoder._ids) == model.geometry.n_frames(len(audio))
-    assert len(decoder._ids) > 4
-    assert decode(model, audio, chunked, 1234) == decode(model, audio, chunked, 16000 * 9)
-    words = decode(model, audio, chunked, 5000)
-    assert all(a.end_s <= b.start_s for a, b in zip(words, words[1:]))
-    assert words[-1].end_s <= 9.0
+    """A segment longer than one window runs in chunks whose kept frames tile it: as many words and frames
+    as any block split gives, times in order and inside the audio."""
+    audio = (np.random.default_rng(3).standard_normal(16000 * 9) * 3000).astype(np.int16)
+    settings = chunked(2.0, 0.5)
+    stream = Recognizer(model, settings.stream_settings()).stream()
+    stream.feed(audio)
+    stream.end()
+    windows = []
+    while (request := stream.next_request()) is not None:
+        windows.append(request.window)
+        stream.deliver(request, Recognizer(model).logits(request))
+    assert len(windows) > 4 and windows[-1].kind == "final"
+    kept = [(w.keep_from, w.keep_to) for w in windows]
+    assert kept[0][0] == 0 and all(a[1] == b[0] for a, b in zip(kept, kept[1:])) and kept[-1][1] == len(audio)
+    one_block = [f.to_json() for f in transcribe_array(audio, model, settings)]
+    for size in (1234, 5000):
+        blocks = np.split(audio, range(size, len(audio), size))
+        assert [f.to_json() for f in transcribe_blocks(blocks, model, settings)] == one_block
+    one_block = transcribe_array(audio, model, settings)
+    words = [w for f in one_block for w in f.words]
+    assert all(a.end_s <= b.start_s for a, b in zip(words, words[1:])) and words[-1].end_s <= 9.0
 
 
-def test_short_segment_is_one_pass(model):
-    audio = (np.random.default_rng(4).standard_normal(16000 * 3) * 0.1).astype(np.float32)
-    decoder = SegmentDecoder(model)
-    decoder.accept(audio)
-    decoder.finish()
-    assert len(decoder._ids) == 1
+def test_a_segment_up_to_the_window_is_one_pass(model):
+    audio = (np.random.default_rng(4).standard_normal(16000 * 3) * 3000).astype(np.int16)
+    stream = Recognizer(model, OfflineSettings(vad=VadSettings(enabled=False)).stream_settings()).stream()
+    stream.feed(audio)
+    stream.end()
+    request = stream.next_request()
+    assert (request.window.start_sample, request.window.end_sample, request.window.kind) == (0, len(audio), "final")
+    stream.deliver(request, Recognizer(model).logits(request))
+    assert stream.next_request() is None
 
 
 def test_segments_come_in_order_with_stream_times(model, tmp_path):

@@ -79,33 +79,21 @@ def test_any_block_split_gives_the_same_events(speech, sizes):
     assert np.array_equal(joined(split), joined(reference))
 
 
-def test_segment_cap_cuts_at_a_quiet_point_and_loses_nothing(speech):
-    """A monologue past max_segment_s is cut; every sample lands in exactly one segment."""
+def test_every_sample_of_a_segment_comes_once_with_a_decision_per_frame(speech):
+    """A monologue whose pauses are shorter than the hangover is one segment, however long; each event
+    carries webrtcvad's decision for each of its frames, and the pauses between sentences show there."""
     audio = np.concatenate([silence(0.5)] + [np.concatenate([speech, silence(0.25)])] * 5)
-    gate = VadGate(VadSettings(max_segment_s=8.0, cut_search_s=4.0, hangover_ms=900))
-    events = run_gate(gate, audio, list(range(4000, len(audio), 4000)))
+    events = run_gate(VadGate(VadSettings(hangover_ms=900)), audio, list(range(4000, len(audio), 4000)))
     spans = segments(events)
-    assert len(spans) >= 2
-    assert any(e.cut for e in events if isinstance(e, SpeechEnd))
-    for (_, end), (start, _) in zip(spans, spans[1:]):
-        assert start == end  # cut: the next segment starts exactly where the last one ended
-    assert all(end - start <= 8.0 * 16000 + 480 for start, end in spans)
-    rebuilt = np.zeros(len(audio), np.int16)
-    for event in events:  # a consumer keeps samples up to each SpeechEnd.end_sample
-        if isinstance(event, SpeechAudio):
-            rebuilt[event.start_sample : event.start_sample + len(event.samples)] = event.samples
-    first = spans[0][0]
-    assert np.array_equal(rebuilt[first:spans[-1][1]], audio[first:spans[-1][1]])
-
-
-def test_cut_is_quieter_than_the_speech_around_it(speech):
-    audio = np.concatenate([np.concatenate([speech, silence(0.3)])] * 4)
-    events = run_gate(VadGate(VadSettings(max_segment_s=6.0, cut_search_s=3.0, hangover_ms=900)), audio, [])
-    cuts = [e.end_sample for e in events if isinstance(e, SpeechEnd) and e.cut]
-    assert cuts
-    level = np.abs(audio.astype(np.float64)).mean()
-    for cut in cuts:
-        assert np.abs(audio[cut - 480 : cut + 480].astype(np.float64)).mean() < 0.25 * level
+    assert len(spans) == 1
+    audio_events = [e for e in events if isinstance(e, SpeechAudio)]
+    start, end = spans[0]
+    assert np.array_equal(np.concatenate([e.samples for e in audio_events]), audio[start:end])
+    frame = VadSettings().frame_samples
+    assert all(len(e.voiced) == -(-len(e.samples) // frame) for e in audio_events)
+    voiced = np.concatenate([e.voiced for e in audio_events])
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[1], voiced.astype(int), [1]]))))[::2]
+    assert voiced.mean() > 0.5 and (runs >= 0.2 * 16000 // frame).sum() >= 4  # the pauses between the sentences
 
 
 def test_without_vad_everything_is_speech():
