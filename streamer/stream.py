@@ -186,6 +186,9 @@ class Stream:
             cut, at_word_boundary = last, True
         segment.caption.append(ids[first:cut], probs[first:cut])
         cut_sample = segment.length if window.kind == "final" else window.start_sample + cut * segment.stride
+        if window.kind != "final" and segment.caption.first_frame + segment.caption.n_frames != cut_sample // segment.stride:
+            raise AssertionError(f"committed frames end at {segment.caption.first_frame + segment.caption.n_frames}, "
+                                 f"the cut at frame {cut_sample // segment.stride}")
         segment.commits.advance(cut_sample)
         segment.commit = None
         if segment.partials is not None:
