@@ -90,6 +90,44 @@ def build_parser() -> argparse.ArgumentParser:
                      help="when recognition falls this far behind the microphone, newer audio is skipped (and "
                           "said so) instead of the lag growing (default 2)")
     add_stream_options(mic)
+
+    serve = commands.add_parser(
+        "serve", help="websocket caption server with the browser client at /",
+        description="Caption many live streams on one model: websocket clients send a JSON config, then audio "
+                    "frames, then {\"type\": \"eof\"}; partial and final events come back. On the same port: / "
+                    "(the browser client), /healthz, /readyz, /metrics. SIGTERM ends every stream with its last "
+                    "finals, then exits.")
+    add_runner_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--max-streams", type=int, default=16, help="streams at once; more are refused (default 16)")
+    serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024, help="largest websocket message (default 256 KiB)")
+    serve.add_argument("--idle-timeout-s", type=float, default=30.0,
+                       help="a stream that sends nothing for this long is ended, its finals sent (default 30)")
+    serve.add_argument("--ping-interval-s", type=float, default=20.0,
+                       help="ping clients this often; one that does not answer within as long again (it does not "
+                            "read) is dropped (default 20)")
+    serve.add_argument("--token", default=os.environ.get("STREAMER_TOKEN"),
+                       help="require this token from clients (config \"token\" or ?token=); default $STREAMER_TOKEN")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="a web page origin allowed to connect besides the server's own (repeatable; * for any)")
+    serve.add_argument("--max-batch", type=int, default=8, help="windows of several streams per model call (default 8; 1: no batching)")
+    serve.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a call waits for more windows (default 10)")
+    serve.add_argument("--batch-int8", action="store_true",
+                       help="batch an int8 model's windows too: more throughput, but a window's logits then depend on "
+                            "the others in its call (activations are quantized per call)")
+    add_stream_options(serve)
+
+    connect = commands.add_parser(
+        "connect", help="stream a file or the microphone to a caption server",
+        description="Send audio to a streamer caption server (ws://host:port/) and print its captions as they come.")
+    connect.add_argument("url", metavar="URL", help="the server, e.g. ws://127.0.0.1:8000/")
+    connect.add_argument("input", nargs="?", metavar="FILE", help="audio/video file or URL (any format ffmpeg reads)")
+    connect.add_argument("--mic", action="store_true", help="stream the microphone instead of a file")
+    connect.add_argument("--device", "-d", dest="input_device", metavar="D", help="with --mic: input device")
+    connect.add_argument("--realtime", action="store_true", help="send a file no faster than it plays")
+    connect.add_argument("--format", choices=("text", "jsonl"), default="text", help="text (live view) or jsonl")
+    connect.add_argument("--token", default=os.environ.get("STREAMER_TOKEN"), help="the server's token, if it needs one")
     return parser
 
 
@@ -305,7 +343,62 @@ def stop_on_signals(stop: threading.Event) -> None:
         signal.signal(sig, handler)
 
 
-COMMANDS = {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic}
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from .batcher import BatchSettings
+    from .server import CaptionServer, ServerSettings
+
+    settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
+                              ping_interval_s=args.ping_interval_s, token=args.token or None,
+                              allowed_origins=tuple(args.allow_origin),
+                              batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8))
+    defaults = stream_settings(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # its request lines could carry a ?token=
+    server = CaptionServer(lambda: load_runner(args), settings, defaults)
+    asyncio.run(server.serve(started=lambda s: log(f"serving on http://{args.host}:{s.port}/ (Ctrl-C or SIGTERM "
+                                                    "to stop); loading the model")))
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .output import CaptionSink, TerminalView
+
+    from streamer.client.connect import BLOCK_SAMPLES, caption, event_from_json
+
+    if bool(args.input) == bool(args.mic):
+        raise StreamerError("give a FILE to stream or --mic (one of them)")
+    stop = threading.Event()
+    if args.mic:
+        from .mic import Microphone
+
+        blocks = Microphone(args.input_device, BLOCK_SAMPLES).blocks(stop)
+    else:
+        from .audio import check_input, ffmpeg_blocks
+
+        check_input(args.input)
+        blocks = ffmpeg_blocks(args.input, BLOCK_SAMPLES, realtime=args.realtime)
+    view = TerminalView(sys.stdout) if args.format == "text" else None
+    sink = CaptionSink("jsonl", sys.stdout) if args.format == "jsonl" else None
+
+    def on_message(message: dict) -> None:
+        if message.get("type") == "error":
+            log(f"server: {message.get('code')}: {message.get('message')}")
+        event = event_from_json(message)
+        if event is not None:
+            (view or sink).event(event)
+
+    stop_on_signals(stop)  # Ctrl-C ends the audio; the last finals still come
+    asyncio.run(caption(args.url, blocks, on_message, args.token, stop=stop))
+    return 0
+
+
+COMMANDS = {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic, "serve": cmd_serve,
+            "connect": cmd_connect}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,7 +107,7 @@ class Segment:
                                   else settings.commit.pause_ms * SAMPLE_RATE // 1000, settings.vad.frame_samples)
         self.partials = None if settings.window is None else PartialPass(settings.window, model.geometry)
         self.commits = CommitPass(settings.commit, model.geometry)
-        self.track = FrameTrack()  # first-pass frames
+        self.track = FrameTrack(model.vocab.delimiter_id)  # first-pass frames
         self.caption = Caption(0, model.vocab, model.geometry.frame_s)
         self.commit: Request | None = None  # the next commit, until it is delivered
         self.commit_taken = False
@@ -138,6 +138,16 @@ class Segment:
     def request(self, window: Window) -> Request:
         return Request(self.index, window, self.audio.slice(window.start_sample, window.end_sample),
                        self.audio.stats(window.end_sample))
+
+    def urgency(self) -> int | None:
+        """0: a commit that may end a caption waits; 1: a partial is due; 2: a commit in running speech
+        waits; None: nothing to run (see Stream.next_request)."""
+        ready = self.commit is not None and not self.commit_taken
+        if ready and self.commit.window.kind != "commit":
+            return 0
+        if self.partials is not None and not self.ended and self.partials.due(self.length) > 0:
+            return 1
+        return 2 if ready else None
 
     def next_partial(self) -> Request | None:
         if self.partials is None or self.ended:

@@ -18,10 +18,12 @@ EMPTY_PROBS = np.zeros(0, np.float32)
 
 
 class FrameTrack:
-    """Best-path ids and probabilities by frame index; frames before ``origin`` were dropped."""
+    """Best-path ids and probabilities by frame index; frames before ``origin`` were dropped. Frames
+    never written (hops a busy driver dropped) read as ``gap_id``, a word delimiter: words on either
+    side of a gap stay apart."""
 
-    def __init__(self):
-        self.origin = 0
+    def __init__(self, gap_id: int):
+        self.origin, self.gap_id = 0, gap_id
         self._ids, self._probs = EMPTY_IDS, EMPTY_PROBS
 
     @property
@@ -29,9 +31,11 @@ class FrameTrack:
         return self.origin + len(self._ids)
 
     def write(self, frame: int, ids: np.ndarray, probs: np.ndarray) -> None:
-        """Frames from frame on are replaced by these; frames before them must all be there."""
+        """Frames from frame on are replaced by these."""
         if frame > self.end:
-            raise AssertionError(f"frames {self.end}..{frame} were never written")
+            gap = frame - self.end
+            self._ids = np.concatenate([self._ids, np.full(gap, self.gap_id, np.int64)])
+            self._probs = np.concatenate([self._probs, np.zeros(gap, np.float32)])
         keep = max(0, frame - self.origin)
         skip = max(0, self.origin - frame)
         self._ids = np.concatenate([self._ids[:keep], ids[skip:]])

@@ -78,6 +78,7 @@ class Stream:
         self.gate.reset()
         self._segments: dict[int, Segment] = {}
         self._count = 0
+        self._dropped_hops = 0  # of segments that are done
 
     @property
     def _rate(self) -> int:
@@ -113,16 +114,31 @@ class Stream:
         return self._vad_events(self.gate.accept(self.pcm.finish()) + self.gate.finish())
 
     def next_request(self) -> Request | None:
-        """The most urgent model run: older segments first; in each, a commit that may end a caption, then
-        the partial pass, then a commit in running speech. None when nothing waits."""
-        for segment in sorted(self._segments.values(), key=lambda s: s.index):
-            if segment.commit is not None and not segment.commit_taken and segment.commit.window.kind != "commit":
+        """The most urgent model run: a commit that may end a caption, then the partial pass, then a commit
+        in running speech; older segments first among equals. None when nothing waits."""
+        while (level := self.urgency()) is not None:
+            segment = min((s for s in self._segments.values() if s.urgency() == level), key=lambda s: s.index)
+            if level != 1:
                 return self._take_commit(segment)
             if (partial := segment.next_partial()) is not None:
                 return partial
-            if segment.commit is not None and not segment.commit_taken:
-                return self._take_commit(segment)
         return None
+
+    def urgency(self) -> int | None:
+        """How urgent this stream's next request is, without taking it: 0 (it may end a caption),
+        1 (a partial), 2 (a commit in running speech), or None when it has nothing to run."""
+        levels = [u for s in self._segments.values() if (u := s.urgency()) is not None]
+        return min(levels, default=None)
+
+    def lag_s(self) -> float:
+        """How far the committed text trails the audio received (seconds): a driver that cannot keep up
+        lets this grow without bound."""
+        return max((s.length - s.commits.committed_end for s in self._segments.values()), default=0) / self._rate
+
+    @property
+    def dropped_hops(self) -> int:
+        """Partial hops skipped because the driver fell behind (their audio is still committed)."""
+        return self._dropped_hops + sum(s.partials.dropped_hops for s in self._segments.values() if s.partials)
 
     def deliver(self, request: Request, logits: np.ndarray) -> list:
         segment = self._segments.get(request.segment)
@@ -137,6 +153,11 @@ class Stream:
         return self._commit(segment, request.window, ids, probs)
 
     # ---- inside
+    def _forget(self, segment: Segment) -> None:
+        if segment.partials is not None:
+            self._dropped_hops += segment.partials.dropped_hops
+        del self._segments[segment.index]
+
     def _take_commit(self, segment: Segment) -> Request:
         segment.commit_taken = True
         return segment.commit
@@ -167,11 +188,11 @@ class Stream:
         window = segment.next_commit()
         if window is None:
             if segment.ended:
-                del self._segments[segment.index]
+                self._forget(segment)
             return []
         if window.kind == "final" and segment.pauses.voiced_end <= window.keep_from:
             segment.commits.advance(segment.length)  # nothing but silence left: no words to find in it
-            del self._segments[segment.index]
+            self._forget(segment)
             return self._end_caption(segment, segment.length)
         segment.commit, segment.commit_taken = segment.request(window), False
         return []
@@ -196,7 +217,7 @@ class Stream:
         segment.track.drop_before(cut_sample // segment.stride)
         events = self._caption_after_commit(segment, window.kind, at_word_boundary, cut_sample)
         if window.kind == "final":
-            del self._segments[segment.index]
+            self._forget(segment)
             return events
         segment.drop_unneeded_audio()
         return events + self._schedule(segment)

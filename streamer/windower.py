@@ -40,11 +40,14 @@ class WindowSettings:
     left_ms: int = 500  # context before the hop (seen by the model, frames not kept)
     hop_ms: int = 500  # a window runs per hop of audio; partials come this often
     right_ms: int = 240  # context after the hop; its frames end the partial
+    max_hops: int = 4  # a driver this far behind gets one window of the newest hops; older ones are dropped
 
     def __post_init__(self) -> None:
         check_ms("partial window", left_ms=self.left_ms, hop_ms=self.hop_ms, right_ms=self.right_ms)
         if self.hop_ms == 0:
             raise StreamerError(f"hop_ms must be at least {FRAME_MS} ms")
+        if self.max_hops < 1:
+            raise StreamerError(f"max_hops must be at least 1, not {self.max_hops}")
 
 
 @dataclass(frozen=True)
@@ -101,18 +104,30 @@ def kept_frames(window: Window, n_frames: int, stride: int) -> tuple[int, int]:
 
 class PartialPass:
     """Where the next first-pass window is: every hop whose right context has arrived, in one window
-    (several hops at once when the driver was too busy to run them one by one)."""
+    (several hops at once when the driver was too busy to run them one by one, and only the newest
+    ``max_hops`` of them when it fell further behind: the older ones are dropped, counted in
+    ``dropped_hops``; the second pass still commits that audio)."""
 
     def __init__(self, settings: WindowSettings, geometry: FrameGeometry):
         self.hop = samples(settings.hop_ms, geometry)
         self.left = samples(settings.left_ms, geometry)
         self.right = max(samples(settings.right_ms, geometry), least_right(geometry))
+        self.max_hops = settings.max_hops
         self.next_keep = 0
+        self.dropped_hops = 0
+
+    def due(self, n_samples: int) -> int:
+        """Hops whose right context has arrived and that no window has kept yet."""
+        return max(0, (n_samples - self.right - self.next_keep) // self.hop)
 
     def window(self, n_samples: int) -> Window | None:
-        due = (n_samples - self.right - self.next_keep) // self.hop
+        due = self.due(n_samples)
         if due < 1:
             return None
+        if due > self.max_hops:
+            self.dropped_hops += due - self.max_hops
+            self.next_keep += (due - self.max_hops) * self.hop
+            due = self.max_hops
         keep_to = self.next_keep + due * self.hop
         window = Window(max(0, self.next_keep - self.left), keep_to + self.right, self.next_keep, keep_to)
         self.next_keep = keep_to

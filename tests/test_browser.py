@@ -1,0 +1,73 @@
+"""The browser client in a real browser: Debian's chromium, headless, through chromium-driver (selenium),
+with a fake microphone that plays espeak-ng speech. The page captures it with an AudioWorklet, streams it
+to `streamer serve` and shows the captions."""
+
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from streamer.audio import read_audio
+
+from conftest import espeak
+from test_server import start_server
+
+SENTENCE = "elevene leser bøker på biblioteket"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("chromium and chromium-driver are not installed (.ci/run installs them)")
+    folder = tmp_path_factory.mktemp("browser")
+    speech = read_audio(str(espeak(SENTENCE, folder / "speech.wav")))
+    mic = folder / "mic.wav"
+    import wave
+
+    with wave.open(str(mic), "wb") as f:  # speech after a second of silence, then silence (the file loops)
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
+        f.writeframes(np.concatenate([np.zeros(16000, np.int16), speech, np.zeros(48000, np.int16)]).tobytes())
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required",
+                 f"--user-data-dir={folder / 'profile'}", "--window-size=1000,700"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    yield driver
+    driver.quit()
+
+
+def test_the_page_captions_the_microphone(tiny_nb, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    server = start_server(tiny_nb)
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        assert "streamer" in browser.title
+        browser.find_element(By.ID, "start").click()
+        deadline, shown = time.time() + 60, ""
+        while time.time() < deadline:
+            shown = browser.find_element(By.ID, "captions").text
+            if "biblioteket" in browser.find_element(By.ID, "finals").text:
+                break
+            time.sleep(0.5)
+        state = browser.find_element(By.ID, "state").text
+        screenshot = tmp_path / "captions.png"
+        browser.save_screenshot(str(screenshot))
+        print(f"screenshot of the page with captions: {screenshot}")
+        assert "biblioteket" in browser.find_element(By.ID, "finals").text, (shown, state)
+        assert "elevene" in shown and state == "captioning"
+        assert screenshot.stat().st_size > 10_000
+        assert browser.find_element(By.ID, "error").get_attribute("hidden") is not None  # no error shown
+        browser.find_element(By.ID, "stop").click()
+        deadline = time.time() + 30
+        while "finished" not in browser.find_element(By.ID, "state").text and time.time() < deadline:
+            time.sleep(0.2)
+        assert "finished" in browser.find_element(By.ID, "state").text
+    finally:
+        assert server.stop() == 0
