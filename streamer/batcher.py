@@ -3,13 +3,13 @@
 Streams (``streamer.stream.Stream``, sans-I/O) are added with a sink for their events. After audio is
 fed to a stream, ``wake()``. The consumer then waits up to ``max_wait_ms`` for more streams to have
 work, takes the most urgent class of request across all streams (what may end a caption first, then
-partials, then commits in running speech; round-robin among streams, one request per stream per
-call, at most ``max_windows``), runs them in one ``OnnxModel.logits`` call on a worker thread, and
-hands each stream its logits back on the event loop. A busy consumer therefore falls behind on
-partials (which merge, then drop hops) before it delays a final.
+partials, then commits in running speech; round-robin among streams, one request per stream, at
+most ``max_windows``), runs them on a worker thread in ``OnnxModel.logits`` calls of windows of
+similar length, and hands each stream its logits back on the event loop. A busy consumer therefore
+falls behind on partials (which merge, then drop hops) before it delays a final.
 
-Batched rows are padded and masked, which gives a window the logits it gets alone (to ~1e-5 in fp32:
-the same words, times and confidences). int8 models quantize a call's activations with one scale
+Batched rows are padded and masked, which gives a window the logits it gets alone to ~1e-5 in fp32
+(other matrix shapes sum in another order): the same words and times, confidences to 3 decimals. int8 models quantize a call's activations with one scale
 for the whole batch, so a window's logits would depend on the other rows: their windows run one per
 call unless ``BatchSettings.int8`` allows batching them anyway.
 """
@@ -125,12 +125,11 @@ class Batcher:
 
     async def _run(self, loop, batch: list[tuple[Entry, object]]) -> None:
         waiting = self.waiting()
-        began = time.perf_counter()
+        requests = [request for _, request in batch]
         try:
-            logits = await loop.run_in_executor(self._executor, self._logits, [request for _, request in batch])
+            logits, calls = await loop.run_in_executor(self._executor, self._logits, requests)
         except Exception as exc:  # a failed call must not take down the other streams: each hears of it
-            logits = [exc] * len(batch)
-        compute_s = time.perf_counter() - began
+            logits, calls = [exc] * len(batch), []
         for (entry, request), result in zip(batch, logits):
             entry.in_flight -= 1
             if not entry.alive:
@@ -140,12 +139,32 @@ class Batcher:
             else:
                 entry.sink(entry.stream.deliver(request, result))
             entry.update_drained()
-        audio_s = sum(len(request.audio) for _, request in batch) / self.model.geometry.sample_rate
-        self.on_batch(BatchReport(len(batch), len({id(e) for e, _ in batch}), compute_s, audio_s, waiting))
+        rate = self.model.geometry.sample_rate
+        for rows, compute_s in calls:
+            streams = len({id(batch[i][0]) for i in rows})
+            self.on_batch(BatchReport(len(rows), streams, compute_s, sum(len(requests[i].audio) for i in rows) / rate,
+                                      waiting))
 
-    def _logits(self, requests) -> list[np.ndarray]:
+    def _logits(self, requests) -> tuple[list[np.ndarray], list[tuple[list[int], float]]]:
+        """Logits of every request, in model calls of windows of similar length (at most 1.5 × the
+        shortest: padding a 1 s window to 8 s would cost more than it saves); the rows and time of each."""
         pad = self.model.geometry.pad_to_receptive_field
-        return self.model.logits([pad(r.audio) for r in requests], [r.stats for r in requests])
+        order = sorted(range(len(requests)), key=lambda i: len(requests[i].audio))
+        groups: list[list[int]] = []
+        for i in order:
+            if groups and len(requests[i].audio) <= 1.5 * len(requests[groups[-1][0]].audio):
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        logits: list = [None] * len(requests)
+        calls = []
+        for rows in groups:
+            began = time.perf_counter()
+            results = self.model.logits([pad(requests[i].audio) for i in rows], [requests[i].stats for i in rows])
+            calls.append((rows, time.perf_counter() - began))
+            for i, result in zip(rows, results):
+                logits[i] = result
+        return logits, calls
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024, help="largest websocket message (default 256 KiB)")
     serve.add_argument("--idle-timeout-s", type=float, default=30.0,
                        help="a stream that sends nothing for this long is ended, its finals sent (default 30)")
+    serve.add_argument("--max-lag-s", type=float, default=30.0,
+                       help="a stream whose audio waits this long for the model (the server is overloaded) gets a "
+                            "busy error and is ended, its finals sent (default 30)")
     serve.add_argument("--ping-interval-s", type=float, default=20.0,
                        help="ping clients this often; one that does not answer within as long again (it does not "
                             "read) is dropped (default 20)")
@@ -351,7 +354,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .server import CaptionServer, ServerSettings
 
     settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
-                              ping_interval_s=args.ping_interval_s, token=args.token or None,
+                              max_lag_s=args.max_lag_s, ping_interval_s=args.ping_interval_s, token=args.token or None,
                               allowed_origins=tuple(args.allow_origin),
                               batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8))
     defaults = stream_settings(args)
