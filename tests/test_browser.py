@@ -71,3 +71,20 @@ def test_the_page_captions_the_microphone(tiny_nb, browser, tmp_path):
         assert "finished" in browser.find_element(By.ID, "state").text
     finally:
         assert server.stop() == 0
+
+
+def test_the_page_captions_a_local_file(tiny_nb, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    clip = espeak("kongen åpnet stortinget i dag", tmp_path / "file.wav")
+    server = start_server(tiny_nb)
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/")
+        browser.find_element(By.ID, "file").send_keys(str(clip))
+        deadline = time.time() + 60
+        while "finished" not in browser.find_element(By.ID, "state").text and time.time() < deadline:
+            time.sleep(0.3)
+        assert "finished" in browser.find_element(By.ID, "state").text
+        assert "stortinget" in browser.find_element(By.ID, "finals").text
+    finally:
+        assert server.stop() == 0

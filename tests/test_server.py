@@ -67,6 +67,7 @@ def server(tiny_nb):
     running = start_server(tiny_nb, "--token", TOKEN, "--max-streams", 24, "--ping-interval-s", 2)
     yield running
     assert running.stop() == 0
+    assert TOKEN not in running.process.stderr.read()  # the token (sent in configs and ?token=) is never logged
 
 
 @pytest.fixture(scope="module")
@@ -339,3 +340,36 @@ def test_a_non_editable_install_serves_the_page(tiny_nb, tmp_path):
     finally:
         assert server.stop() == 0
 
+
+
+def test_streamer_connect_prints_the_captions(server, model, clips, tmp_path):
+    import wave
+
+    path = tmp_path / "clip.wav"
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
+        f.writeframes(clips[10].tobytes())
+    result = subprocess.run([sys.executable, "-m", "streamer.cli", "connect", server.url, str(path), "--format", "jsonl",
+                             "--token", TOKEN], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    got = [json.loads(line) for line in result.stdout.splitlines() if '"final"' in line]
+    assert same_finals(got, alone(model, clips[10]))
+    refused = subprocess.run([sys.executable, "-m", "streamer.cli", "connect", server.url, str(path)],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "token" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_stream_the_server_cannot_keep_up_with_gets_busy_and_keeps_its_captions(tiny_nb):
+    """A server that lets audio wait at most 2 s for a commit, and speech that never pauses (commits come
+    every 8 s of it): the stream is told busy and ended; what it said still comes as finals, then end."""
+    rng = np.random.default_rng(4)
+    picked = [synth.heldout_sentences()[i] for i in rng.choice(200, 8, replace=False)]
+    monologue = (np.clip(synth.talk(picked, rng)[0], -1, 1) * 32767).astype(np.int16)
+    server = start_server(tiny_nb, "--max-lag-s", 2)
+    try:
+        messages = asyncio.run(stream(server.url, monologue, pace_s=0.01))
+        assert [m["code"] for m in messages if m["type"] == "error"] == ["busy"]
+        assert finals(messages) and messages[-1]["type"] == "end"
+        assert 'streamer_refused_streams_total{reason="busy"} 1.0' in server.get("/metrics")[1]
+    finally:
+        assert server.stop() == 0
