@@ -43,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (add_export_parser, add_transcribe_parser, add_mic_parser, add_serve_parser, add_connect_parser):
+        add(commands)
+    return parser
 
+
+def add_export_parser(commands) -> None:
     export = commands.add_parser(
         "export", help="export a Hugging Face CTC checkpoint to a checked ONNX model dir",
         description="Export MODEL (hub id or local checkpoint dir) to DIR: model.onnx (dynamic batch and length, "
@@ -59,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check-audio", nargs="*", default=[], metavar="FILE",
                         help="extra speech files for the parity check (any format ffmpeg reads)")
 
+
+def add_transcribe_parser(commands) -> None:
     transcribe = commands.add_parser(
         "transcribe", help="transcribe an audio or video file",
         description="Transcribe any file or URL ffmpeg can read. Speech is split at pauses (webrtcvad); each "
@@ -76,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_stream_options(transcribe)
 
+
+def add_mic_parser(commands) -> None:
     mic = commands.add_parser(
         "mic", help="live captions from a microphone",
         description="Live captions from a microphone (sounddevice/PortAudio): finals scroll, the partial line "
@@ -91,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "said so) instead of the lag growing (default 2)")
     add_stream_options(mic)
 
+
+def add_serve_parser(commands) -> None:
     serve = commands.add_parser(
         "serve", help="websocket caption server with the browser client at /",
         description="Caption many live streams on one model: websocket clients send a JSON config, then audio "
@@ -121,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "the others in its call (activations are quantized per call)")
     add_stream_options(serve)
 
+
+def add_connect_parser(commands) -> None:
     connect = commands.add_parser(
         "connect", help="stream a file or the microphone to a caption server",
         description="Send audio to a streamer caption server (ws://host:port/) and print its captions as they come.")
@@ -131,7 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_argument("--realtime", action="store_true", help="send a file no faster than it plays")
     connect.add_argument("--format", choices=("text", "jsonl"), default="text", help="text (live view) or jsonl")
     connect.add_argument("--token", default=os.environ.get("STREAMER_TOKEN"), help="the server's token, if it needs one")
-    return parser
 
 
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
@@ -200,18 +212,6 @@ def with_progress(blocks: Iterator[np.ndarray], source: str, enabled: bool) -> I
             yield block
 
 
-class Counter:
-    """Counts the samples that flow through, for the duration of the input."""
-
-    def __init__(self, blocks: Iterator[np.ndarray]):
-        self.blocks, self.samples = blocks, 0
-
-    def __iter__(self):
-        for block in self.blocks:
-            self.samples += len(block)
-            yield block
-
-
 def check_format(args: argparse.Namespace) -> None:
     if args.format == "jsonl" and not args.stream:
         raise StreamerError("--format jsonl gives streaming events: add --stream (offline formats: text, json, srt, vtt)")
@@ -257,6 +257,7 @@ def streaming_events(blocks, model, args) -> Iterator:
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from .audio import check_input, ffmpeg_blocks
     from .files import check_file_target
+    from .output import Counter, write_captions, write_captions_to_file
 
     check_format(args)
     check_input(args.input)
@@ -270,42 +271,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     if args.output is None:
         write_captions(events, sys.stdout, args.format, blocks)
     else:
-        write_captions_to_file(events, args.output, args.format, blocks)
+        write_captions_to_file(events, args.output, args.format, blocks, log)
     return 0
-
-
-def write_captions(events, out, fmt: str, blocks: Counter) -> None:
-    from .output import CaptionSink
-
-    feed(CaptionSink(fmt, out), events, blocks)
-
-
-def write_captions_to_file(events, path: Path, fmt: str, blocks: Counter) -> None:
-    """The file is replaced only when the whole input went well; a run that fails midway leaves it as it
-    was and keeps the captions it made in FILE.partial."""
-    from .files import AtomicTextFile
-    from .output import CaptionSink
-
-    target = AtomicTextFile(path)
-    with target as out:
-        sink = CaptionSink(fmt, out)
-        target.keep_partial = lambda: bool(sink.finals)
-        try:
-            feed(sink, events, blocks)
-        except BaseException:
-            if sink.finals:
-                log(f"{len(sink.finals)} captions (up to {sink.finals[-1].end_s:.1f} s) are kept in "
-                    f"{target.partial_path}; {path} was left as it was")
-            raise
-
-
-def feed(sink, events, blocks: Counter) -> None:
-    """Every event into the sink; what was made is closed (json written) even when the input fails midway."""
-    try:
-        for event in events:
-            sink.event(event)
-    finally:
-        sink.close(blocks.samples / SAMPLE_RATE)
 
 
 def cmd_mic(args: argparse.Namespace) -> int:

@@ -1,10 +1,16 @@
-"""CLI output: captions written as they become final (text, json, jsonl, srt, vtt) and a live terminal view."""
+"""CLI output: captions written as they become final (text, json, jsonl, srt, vtt), to a file safely, and a live
+terminal view."""
 
 from __future__ import annotations
 
 import json
 import shutil
-from typing import TextIO
+from pathlib import Path
+from typing import Callable, Iterator, TextIO
+
+import numpy as np
+
+from . import SAMPLE_RATE
 
 from .captions import CueWriter
 from .ctc import Word
@@ -74,3 +80,46 @@ class TerminalView:
         """A line of its own (a warning), where the partial line was; the next partial redraws it."""
         self.out.write("\r\033[K" + f"[streamer] {text}\n")
         self.out.flush()
+
+
+class Counter:
+    """Counts the samples that flow through, for the duration of the input."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]):
+        self.blocks, self.samples = blocks, 0
+
+    def __iter__(self):
+        for block in self.blocks:
+            self.samples += len(block)
+            yield block
+
+
+def write_captions(events, out, fmt: str, blocks: Counter) -> None:
+    feed(CaptionSink(fmt, out), events, blocks)
+
+
+def write_captions_to_file(events, path: Path, fmt: str, blocks: Counter, log: Callable[[str], None]) -> None:
+    """The file is replaced only when the whole input went well; a run that fails midway leaves it as it
+    was and keeps the captions it made in FILE.partial."""
+    from .files import AtomicTextFile
+
+    target = AtomicTextFile(path)
+    with target as out:
+        sink = CaptionSink(fmt, out)
+        target.keep_partial = lambda: bool(sink.finals)
+        try:
+            feed(sink, events, blocks)
+        except BaseException:
+            if sink.finals:
+                log(f"{len(sink.finals)} captions (up to {sink.finals[-1].end_s:.1f} s) are kept in "
+                    f"{target.partial_path}; {path} was left as it was")
+            raise
+
+
+def feed(sink, events, blocks: Counter) -> None:
+    """Every event into the sink; what was made is closed (json written) even when the input fails midway."""
+    try:
+        for event in events:
+            sink.event(event)
+    finally:
+        sink.close(blocks.samples / SAMPLE_RATE)
