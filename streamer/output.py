@@ -43,7 +43,7 @@ class CaptionSink:
         if self.fmt == "text":
             self._write(final.text + "\n")
         elif self.cues:
-            self._write(self.cues.segment(list(final.words), final.end_s))
+            self._write(self.cues.segment(list(final.words)))
 
     def close(self, duration_s: float) -> None:
         if self.fmt == "json":

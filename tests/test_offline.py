@@ -8,8 +8,6 @@ import pytest
 
 from streamer.audio import read_audio
 from streamer.pcm import to_float32
-from streamer.captions import CueSettings, CueWriter, make_cues
-from streamer.ctc import Word
 from streamer.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
 from streamer.runner import OnnxModel
 from streamer.stream import Recognizer
@@ -72,25 +70,6 @@ def test_segments_come_in_order_with_stream_times(model, tmp_path):
     assert 0.5 < segments[0].start_s < 1.0 < segments[0].end_s < segments[1].start_s
     for segment in segments:
         assert all(segment.start_s <= w.start_s < w.end_s <= segment.end_s for w in segment.words)
-
-
-def test_cues_respect_length_and_duration_limits():
-    words = [Word(f"ord{i}", i * 0.3, i * 0.3 + 0.25, 0.9) for i in range(60)]
-    settings = CueSettings()
-    cues = make_cues(words[:35], words[35].start_s, settings) + make_cues(words[35:], 30.0, settings)
-    assert sum(len(" ".join(c.lines).split()) for c in cues) == 60
-    for cue, after in zip(cues, cues[1:] + [None]):
-        assert len(cue.lines) <= 2 and all(len(line) <= 42 for line in cue.lines)
-        assert cue.end_s - cue.start_s <= settings.max_duration_s
-        room = after.start_s - cue.start_s if after else float("inf")  # held up to the next cue at most
-        assert cue.end_s - cue.start_s >= min(settings.min_duration_s, room) - 1e-9
-    assert len(cues[-1].lines[0].split()) < 10 and cues[-1].end_s - cues[-1].start_s >= settings.min_duration_s
-    assert all(a.end_s <= b.start_s for a, b in zip(cues, cues[1:]))
-    srt = CueWriter("srt")
-    text = srt.segment(words[:35], words[35].start_s) + srt.segment(words[35:], 30.0)
-    assert text.startswith("1\n00:00:00,000 --> ") and f"\n\n{len(cues)}\n" in text
-    vtt = CueWriter("vtt")
-    assert (vtt.header() + vtt.segment(words, 30.0)).startswith("WEBVTT\n\n00:00:00.000 --> ")
 
 
 def run_cli(*args):
