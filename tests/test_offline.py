@@ -8,6 +8,7 @@ import pytest
 
 from streamer.audio import read_audio
 from streamer.pcm import to_float32
+from streamer.ctc import Word
 from streamer.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
 from streamer.runner import OnnxModel
 from streamer.stream import Recognizer
