@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
 import wave
 from collections import deque
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def is_url(source: str) -> bool:
     return source.startswith(URL_SCHEMES)
 
 
-def _ffmpeg(tool: str = "ffmpeg") -> str:
+def find_ffmpeg(tool: str = "ffmpeg") -> str:
     found = shutil.which(tool)
     if found is None:
         raise StreamerError(f"{tool} is not installed: streamer reads audio with it (apt-get install ffmpeg)")
@@ -45,7 +46,7 @@ def probe_duration_s(source: str) -> float | None:
     """The container's duration, for progress bars; None when unknown (live streams, odd files)."""
     try:
         out = subprocess.run(
-            [_ffmpeg("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", source],
+            [find_ffmpeg("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", source],
             capture_output=True, text=True, timeout=30, check=False,
         ).stdout.strip()
         return float(out) if out and out != "N/A" else None
@@ -57,6 +58,13 @@ def explain_ffmpeg_error(source: str, stderr: str) -> str:
     text = stderr.lower()
     if "does not contain any stream" in text or "matches no streams" in text or "no audio" in text:
         return f"{source} has no audio stream: expected a file or URL with audio"
+    for code, meaning in ((404, "not found"), (403, "forbidden"), (401, "unauthorized")):
+        if re.search(rf"(http error|returned) {code}\b", text):
+            return f"{source}: {meaning} ({code})"
+    if "connection refused" in text:
+        return f"cannot connect to {source}: connection refused"
+    if "timed out" in text or "timeout" in text:
+        return f"{source} did not answer in time"
     if any(sign in text for sign in ("invalid data found", "could not find codec", "moov atom not found",
                                      "invalid argument", "unknown format")):
         return f"{source} is not a media file ffmpeg can read"
@@ -67,7 +75,7 @@ def explain_ffmpeg_error(source: str, stderr: str) -> str:
 def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool = False) -> Iterator[np.ndarray]:
     """16 kHz mono int16 blocks of any file or URL ffmpeg reads (any rate, any channel count)."""
     check_input(source)
-    command = [_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
     command += ["-re"] if realtime else []
     command += ["-i", source, "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -92,16 +100,31 @@ def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool 
 
 
 class StderrTail:
-    """Reads a subprocess's stderr on a thread as it comes, keeping its last lines for error messages."""
+    """Reads a subprocess's stderr on a thread as it comes, keeping its last lines (those keep() accepts)
+    for error messages, and the first line that matches watch."""
 
-    def __init__(self, pipe, max_lines: int = 50):
+    def __init__(self, pipe, max_lines: int = 50, keep: Callable[[str], bool] = lambda line: True,
+                 watch: re.Pattern | None = None):
         self._lines: deque[str] = deque(maxlen=max_lines)
+        self._keep, self._watch = keep, watch
+        self._match: re.Match | None = None
+        self._matched = threading.Event()
         self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
         self._thread.start()
 
     def _drain(self, pipe) -> None:
-        for line in iter(pipe.readline, b""):
-            self._lines.append(line.decode("utf-8", "replace"))
+        for raw in iter(pipe.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            if self._watch is not None and self._match is None and (match := self._watch.search(line)):
+                self._match = match
+                self._matched.set()
+            if self._keep(line):
+                self._lines.append(line)
+        self._matched.set()
+
+    def first_match(self, timeout_s: float) -> re.Match | None:
+        self._matched.wait(timeout_s)
+        return self._match
 
     def join(self) -> None:
         self._thread.join(timeout=5)

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_export_parser, add_transcribe_parser, add_mic_parser, add_serve_parser, add_connect_parser):
+    for add in (add_export_parser, add_transcribe_parser, add_mic_parser, add_subtitle_parser, add_serve_parser,
+                add_connect_parser):
         add(commands)
     return parser
 
@@ -99,6 +100,44 @@ def add_mic_parser(commands) -> None:
                      help="when recognition falls this far behind the microphone, newer audio is skipped (and "
                           "said so) instead of the lag growing (default 2)")
     add_stream_options(mic)
+
+
+def add_subtitle_parser(commands) -> None:
+    from .captions import CueSettings
+
+    cues = CueSettings()
+    subtitle = commands.add_parser(
+        "subtitle", help="live subtitles of a stream or file, written as people speak",
+        description="Subtitles for a live stream (HLS playlist, RTMP, RTSP, SRT, UDP) or any file or URL ffmpeg "
+                    "reads: each final's cues are appended to the files at once. A live input that drops or "
+                    "stalls is reconnected with backoff; cue times stay on the stream's own clock, and what was "
+                    "missed is a gap, said in the log.")
+    subtitle.add_argument("input", metavar="INPUT", help="URL or file")
+    add_runner_options(subtitle)
+    subtitle.add_argument("--srt", type=Path, metavar="FILE", help="SubRip subtitles")
+    subtitle.add_argument("--vtt", type=Path, metavar="FILE", help="WebVTT subtitles")
+    subtitle.add_argument("--jsonl", type=Path, metavar="FILE", help="every event (partial, final, gap), a line each")
+    subtitle.add_argument("--hls-dir", type=Path, metavar="DIR",
+                          help="segmented WebVTT for HLS players: numbered .vtt files and subtitles.m3u8")
+    subtitle.add_argument("--hls-segment-s", type=float, default=6.0, help="length of an HLS subtitle segment (default 6)")
+    subtitle.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+    subtitle.add_argument("--realtime", action="store_true", help="read a file no faster than it plays")
+    subtitle.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                          help="wait for the input to come back when it ends (default: for rtmp/rtsp/srt/udp and "
+                               "HLS playlists without #EXT-X-ENDLIST)")
+    subtitle.add_argument("--retry-s", type=float, default=60.0,
+                          help="keep reconnecting a dropped input this long before giving up (default 60)")
+    subtitle.add_argument("--stall-s", type=float, default=15.0,
+                          help="no audio for this long from a live input counts as a drop (default 15)")
+    subtitle.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    group = subtitle.add_argument_group("cues", "Norwegian subtitle practice by default")
+    group.add_argument("--max-line-chars", type=int, default=cues.max_line_chars, help=f"(default {cues.max_line_chars})")
+    group.add_argument("--max-lines", type=int, default=cues.max_lines, help=f"(default {cues.max_lines})")
+    group.add_argument("--min-cue-s", type=float, default=cues.min_duration_s, help=f"(default {cues.min_duration_s})")
+    group.add_argument("--max-cue-s", type=float, default=cues.max_duration_s, help=f"(default {cues.max_duration_s:g})")
+    group.add_argument("--max-cps", type=float, default=cues.max_cps,
+                       help=f"characters per second a viewer reads (default {cues.max_cps:g})")
+    add_stream_options(subtitle)
 
 
 def add_serve_parser(commands) -> None:
@@ -313,6 +352,65 @@ def stop_on_signals(stop: threading.Event) -> None:
         signal.signal(sig, handler)
 
 
+def cmd_subtitle(args: argparse.Namespace) -> int:
+    from .captions import CueSettings
+    from .ingest import IngestSettings, LiveSource
+    from .stream import Recognizer
+    from .subtitles import SubtitleFiles
+
+    cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps)
+    stop = threading.Event()
+    progress = Progress(enabled=not args.no_progress and sys.stderr.isatty())
+    source = LiveSource(args.input, IngestSettings(args.realtime, args.live, args.retry_s, args.stall_s),
+                        log=progress.log, stop=stop)
+    files = SubtitleFiles(args.srt, args.vtt, args.jsonl, args.hls_dir, cues, args.hls_segment_s, args.overwrite)
+    stream = Recognizer(load_runner(args), stream_settings(args)).stream()
+    stop_on_signals(stop)  # Ctrl-C ends the input; the last finals are still written
+    gaps = 0
+    try:
+        for block in source.blocks():
+            if files.hls is not None and source.origin_pts_s is not None:
+                files.hls.origin_pts_s = source.origin_pts_s
+            for event in stream.accept(block):
+                files.event(event)
+            for gap in source.gaps[gaps:]:
+                files.note({"type": "gap", "start": round(gap.start_s, 3), "end": round(gap.end_s, 3),
+                            "reason": gap.reason})
+            gaps = len(source.gaps)
+            progress.show(source.position_s, files.cue_count, source.position_s - files.final_end_s)
+        for event in stream.finish():
+            files.event(event)
+    finally:
+        files.close(source.position_s)
+        progress.done(f"{files.cue_count} cues from {files.finals} finals, {source.position_s:.1f} s of input")
+    return 0
+
+
+class Progress:
+    """One line on a terminal: input time, cues written, how far the captions trail the input."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self._last = enabled, 0.0
+
+    def show(self, input_s: float, cues: int, behind_s: float) -> None:
+        import time
+
+        if self.enabled and time.monotonic() - self._last >= 0.5:
+            self._last = time.monotonic()
+            hours, rest = divmod(int(input_s), 3600)
+            sys.stderr.write(f"\r\033[Kinput {hours:d}:{rest // 60:02d}:{rest % 60:02d} · {cues} cues written · "
+                             f"captions {max(0.0, behind_s):.1f} s behind the input")
+            sys.stderr.flush()
+
+    def log(self, message: str) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+        log(message)
+
+    def done(self, summary: str) -> None:
+        self.log(summary)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -367,8 +465,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic, "serve": cmd_serve,
-            "connect": cmd_connect}
+COMMANDS = {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic, "subtitle": cmd_subtitle,
+            "serve": cmd_serve, "connect": cmd_connect}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,222 @@
+"""`streamer subtitle` on a live HLS stream served on loopback: files that grow, cues that follow the rules,
+times on the stream's clock through an outage of the server, and clear errors for bad inputs."""
+
+import http.server
+import json
+import subprocess
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamer.captions import Cue, cue_problems
+from streamer.metrics import cer
+
+from models import synth
+
+SEGMENT_S = 2.0
+
+
+class LiveHls:
+    """HLS segments made by ffmpeg, served as a live playlist that grows with the clock (a segment appears
+    once its time has passed, #EXT-X-ENDLIST only after the last), on a loopback port that stop() and
+    start() close and reopen."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        lines = (folder / "full.m3u8").read_text().splitlines()
+        self.segments = [(float(line.split(":")[1].rstrip(",")), lines[i + 1])
+                         for i, line in enumerate(lines) if line.startswith("#EXTINF")]
+        self.began = time.monotonic() - 2 * SEGMENT_S  # two segments are out when it starts
+        self.server, self.port = None, 0
+
+    def playlist(self) -> bytes:
+        elapsed, end, out = time.monotonic() - self.began, 0.0, []
+        for duration, name in self.segments:
+            end += duration
+            if end <= elapsed:
+                out += [f"#EXTINF:{duration:.6f},", name]
+        done = len(out) == 2 * len(self.segments)
+        head = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{int(SEGMENT_S) + 1}", "#EXT-X-MEDIA-SEQUENCE:0"]
+        return ("\n".join(head + out + (["#EXT-X-ENDLIST"] if done else [])) + "\n").encode()
+
+    def start(self) -> None:
+        live = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(live.folder), **kwargs)
+
+            def do_GET(self):
+                if self.path.startswith("/live.m3u8"):
+                    body = live.playlist()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/vnd.apple.mpegurl")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def broadcast(tmp_path_factory):
+    """About 40 s of held-out sentences with pauses, as audio-only HLS in 2 s segments; the sentences'
+    texts and start times on the source's clock. Longer than the outage test runs, so the stream is still
+    live when its server comes back."""
+    folder = tmp_path_factory.mktemp("hls")
+    rng = np.random.default_rng(21)
+    sentences = [synth.heldout_sentences()[i] for i in rng.choice(200, 16, replace=False)]
+    parts, spans, t = [np.zeros(8000, np.float32)], [], 0.5
+    for spoken, _ in sentences:
+        speech = synth.trim_silence(synth.synthesize(spoken))
+        spans.append((t, t + len(speech) / 16000))
+        parts += [speech, np.zeros(16000, np.float32)]
+        t += (len(speech) + 16000) / 16000
+    audio = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
+    with wave.open(str(folder / "speech.wav"), "wb") as f:
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
+        f.writeframes(audio.tobytes())
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(folder / "speech.wav"), "-ar", "48000", "-c:a", "aac",
+                    "-b:a", "96k", "-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_list_size", "0",
+                    "-hls_segment_filename", str(folder / "seg%03d.ts"), str(folder / "full.m3u8")], check=True)
+    return {"folder": folder, "texts": [label for _, label in sentences], "spans": spans, "audio": audio}
+
+
+def subtitle(url, model_dir, out: Path, *extra, timeout=240):
+    command = [sys.executable, "-m", "streamer.cli", "subtitle", url, "--model", str(model_dir),
+               "--srt", str(out / "live.srt"), "--vtt", str(out / "live.vtt"), "--jsonl", str(out / "live.jsonl"),
+               *map(str, extra)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def parsed_cues(out: Path) -> tuple[list[Cue], list[Cue]]:
+    """The SRT and WebVTT files read back with subtitle libraries."""
+    import srt
+    import webvtt
+
+    from_srt = [Cue(c.start.total_seconds(), c.end.total_seconds(), tuple(c.content.split("\n")))
+                for c in srt.parse((out / "live.srt").read_text(encoding="utf-8"))]
+    seconds = lambda stamp: sum(float(x) * 60**i for i, x in enumerate(reversed(stamp.split(":"))))  # noqa: E731
+    from_vtt = [Cue(seconds(c.start), seconds(c.end), tuple(c.text.split("\n")))
+                for c in webvtt.read(str(out / "live.vtt"))]
+    return from_srt, from_vtt
+
+
+def check_files(out: Path) -> list[Cue]:
+    from_srt, from_vtt = parsed_cues(out)
+    assert from_srt and [(round(a.start_s, 2), round(a.end_s, 2), a.lines) for a in from_srt] == \
+        [(round(b.start_s, 2), round(b.end_s, 2), b.lines) for b in from_vtt]
+    assert cue_problems(from_srt) == []  # ≤ 2 lines of ≤ 42 characters, 0.83–7 s, no overlap
+    return from_srt
+
+
+def finals(out: Path) -> list[dict]:
+    return [e for e in map(json.loads, (out / "live.jsonl").read_text().splitlines()) if e["type"] == "final"]
+
+
+def test_a_vod_playlist_is_subtitled_with_the_speech(tiny_nb, broadcast, tmp_path):
+    live = LiveHls(broadcast["folder"])
+    live.began -= 1000  # every segment is out, with ENDLIST: a finished programme
+    live.start()
+    try:
+        process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path)
+        _, err = process.communicate(timeout=240)
+    finally:
+        live.stop()
+    assert process.returncode == 0, err
+    cues = check_files(tmp_path)
+    shown = " ".join(" ".join(c.lines) for c in cues)
+    assert cer([" ".join(broadcast["texts"])], [shown]) <= 0.1, shown
+    on_time(finals(tmp_path), broadcast)
+
+
+def on_time(finals_: list[dict], broadcast: dict, after_gap_s: float | None = None, slack_s: float = 0.4) -> int:
+    """Every word lies inside a sentence of the source, on the source's clock, and each final begins where a
+    sentence does (or, right after a gap, where the audio came back); the number of finals."""
+    spans = broadcast["spans"]
+    for final in finals_:
+        for word in final["words"]:
+            assert any(a - slack_s <= word["start"] and word["end"] <= b + slack_s for a, b in spans), (word, spans)
+        first = final["words"][0]["start"]
+        starts = [a for a, _ in spans] + ([after_gap_s] if after_gap_s is not None else [])
+        assert min(abs(first - a) for a in starts) <= 0.6, (first, starts)
+    return len(finals_)
+
+
+def test_a_live_stream_outlives_an_outage_on_the_streams_clock(tiny_nb, broadcast, tmp_path):
+    """The HTTP server is killed 14 s into the stream and back 7 s later: streamer says so, reconnects, and
+    the captions before and after are on the source's clock, in files that stay valid throughout."""
+    live = LiveHls(broadcast["folder"])
+    live.start()
+    process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path, "--stall-s", 3,
+                       "--retry-s", 60, "--live")
+    try:
+        time.sleep(14)
+        check_files(tmp_path)  # valid while it grows
+        grew = len(finals(tmp_path))
+        live.stop()
+        time.sleep(7)
+        live.start()
+        _, err = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        live.stop()
+    assert process.returncode == 0, err
+    assert "retrying" in err and "cannot connect" in err or "no audio" in err, err
+    cues = check_files(tmp_path)
+    assert all(a.start_s <= b.start_s for a, b in zip(cues, cues[1:]))
+    finals_ = finals(tmp_path)
+    gaps = [e for e in map(json.loads, (tmp_path / "live.jsonl").read_text().splitlines()) if e["type"] == "gap"]
+    assert len(gaps) == 1 and 10 <= gaps[0]["start"] < gaps[0]["end"] <= 30, gaps  # back at the live edge
+    assert "was missed" in err
+    assert grew >= 1 and on_time(finals_, broadcast, after_gap_s=gaps[0]["end"]) > grew
+    last_start = broadcast["spans"][-1][0]
+    assert max(f["words"][0]["start"] for f in finals_) >= last_start - 0.6  # the last sentence, at its own time
+    inside = [w for f in finals_ for w in f["words"] if gaps[0]["start"] < w["start"] < gaps[0]["end"] - 0.1]
+    assert not inside, inside  # nothing is captioned in the gap
+
+
+@pytest.mark.parametrize("case", ["unreachable", "no audio", "404", "garbage"])
+def test_bad_inputs_are_clear_errors(tiny_nb, broadcast, tmp_path, case):
+    folder = broadcast["folder"]
+    if case == "no audio":
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=32x32:d=2",
+                        "-c:v", "mpeg4", str(folder / "video.mp4")], check=True)
+    if case == "garbage":
+        (folder / "garbage.ts").write_bytes(np.random.default_rng(0).bytes(5000))
+    live = LiveHls(folder)
+    live.start()
+    url = {"unreachable": "http://127.0.0.1:9/live.m3u8", "no audio": f"http://127.0.0.1:{live.port}/video.mp4",
+           "404": f"http://127.0.0.1:{live.port}/missing.m3u8",
+           "garbage": f"http://127.0.0.1:{live.port}/garbage.ts"}[case]
+    began = time.monotonic()
+    try:
+        process = subtitle(url, tiny_nb, tmp_path, "--retry-s", 3)
+        _, err = process.communicate(timeout=120)
+    finally:
+        live.stop()
+    expected = {"unreachable": "connection refused", "no audio": "no audio stream", "404": "not found (404)",
+                "garbage": "not a media file"}[case]
+    assert process.returncode == 2 and expected in err.splitlines()[-1], err
+    if case == "unreachable":
+        assert "retrying" in err and "gave up after 3 s" in err  # a live input is retried, and says why
+    else:
+        assert time.monotonic() - began < 60  # no retries for what will not change
