@@ -136,7 +136,7 @@ def test_a_vod_playlist_is_subtitled_with_the_speech(tiny_nb, broadcast, tmp_pat
     live.began -= 1000  # every segment is out, with ENDLIST: a finished programme
     live.start()
     try:
-        process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path)
+        process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path, "--hls-dir", tmp_path / "hls")
         _, err = process.communicate(timeout=240)
     finally:
         live.stop()
@@ -145,6 +145,23 @@ def test_a_vod_playlist_is_subtitled_with_the_speech(tiny_nb, broadcast, tmp_pat
     shown = " ".join(" ".join(c.lines) for c in cues)
     assert cer([" ".join(broadcast["texts"])], [shown]) <= 0.1, shown
     on_time(finals(tmp_path), broadcast)
+    check_hls_subtitles(tmp_path / "hls", cues)
+
+
+def check_hls_subtitles(folder: Path, cues: list[Cue]) -> None:
+    """Segmented WebVTT: every segment maps local time 0 to the input's first timestamp (MPEG-TS starts at
+    1.4 s, 126000 at 90 kHz), and ffmpeg's HLS reader gets the cues of the .vtt file from the playlist."""
+    import srt
+
+    playlist = (folder / "subtitles.m3u8").read_text()
+    segments = [line for line in playlist.splitlines() if line.endswith(".vtt")]
+    assert playlist.rstrip().endswith("#EXT-X-ENDLIST") and len(segments) >= 6
+    for name in segments:
+        assert (folder / name).read_text().startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:126000,LOCAL:00:00:00.000\n")
+    read = subprocess.run(["ffmpeg", "-v", "error", "-i", str(folder / "subtitles.m3u8"), "-f", "srt", "-"],
+                          capture_output=True, text=True, check=True).stdout
+    got = {(round(c.start.total_seconds(), 2), c.content) for c in srt.parse(read)}
+    assert got == {(round(c.start_s, 2), "\n".join(c.lines)) for c in cues}
 
 
 def on_time(finals_: list[dict], broadcast: dict, after_gap_s: float | None = None, slack_s: float = 0.4) -> int:
