@@ -164,6 +164,14 @@ def add_serve_parser(commands) -> None:
                        help="require this token from clients (config \"token\" or ?token=); default $STREAMER_TOKEN")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="a web page origin allowed to connect besides the server's own (repeatable; * for any)")
+    broadcast = serve.add_argument_group(
+        "broadcast", "transcribe one input once and send its captions to any number of viewers (ws://HOST/live, "
+                     "the page at /viewer)")
+    broadcast.add_argument("--ingest", metavar="URL", help="the input: an HLS playlist, RTMP, RTSP, any URL or file ffmpeg reads")
+    broadcast.add_argument("--ingest-realtime", action="store_true", help="read a file input no faster than it plays")
+    broadcast.add_argument("--video-url", metavar="URL", help="the viewer page shows this video with the captions")
+    broadcast.add_argument("--viewer-queue", type=int, default=256,
+                           help="events waiting for a viewer before it is dropped from the broadcast (default 256)")
     serve.add_argument("--max-batch", type=int, default=8, help="windows of several streams per model call (default 8; 1: no batching)")
     serve.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a call waits for more windows (default 10)")
     serve.add_argument("--batch-int8", action="store_true",
@@ -416,12 +424,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
     from .batcher import BatchSettings
+    from .ingest import IngestSettings
     from .server import CaptionServer, ServerSettings
 
     settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
                               max_lag_s=args.max_lag_s, ping_interval_s=args.ping_interval_s, token=args.token or None,
                               allowed_origins=tuple(args.allow_origin),
-                              batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8))
+                              batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8),
+                              ingest=args.ingest, ingest_settings=IngestSettings(realtime=args.ingest_realtime),
+                              video_url=args.video_url, viewer_queue=args.viewer_queue)
     defaults = stream_settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # its request lines could carry a ?token=

@@ -22,6 +22,7 @@ import hmac
 import json
 import logging
 import signal
+import threading
 import time
 import urllib.parse
 from collections import deque
@@ -30,8 +31,10 @@ from http import HTTPStatus
 from importlib.resources import files
 
 from .batcher import Batcher, BatchSettings
+from .broadcast import Broadcast, run_ingest
 from .errors import StreamerError
 from .events import Final, Partial
+from .ingest import IngestSettings, LiveSource
 from .protocol import ClientConfig, ProtocolError, decode_frame, event_message, parse_config, stream_settings
 from .stream import Recognizer, StreamSettings
 from .telemetry import Metrics
@@ -39,7 +42,10 @@ from .telemetry import Metrics
 log = logging.getLogger("streamer.server")
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/worklet.js": ("worklet.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8")}
+          "/style.css": ("style.css", "text/css; charset=utf-8"),
+          "/viewer": ("viewer.html", "text/html; charset=utf-8"),
+          "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
+VIEWER_PATH = "/live"  # the broadcast's websocket
 CLOSE_POLICY, CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN = 1008, 1001, 1013
 SEND_TIMEOUT_S = 10.0  # after eof, how long the last events may take to reach a slow client
 CLOSE_TIMEOUT_S = 5.0  # how long a closing handshake may take before the connection is dropped
@@ -58,6 +64,11 @@ class ServerSettings:
     token: str | None = field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = ()  # besides the server's own; "*" allows any
     batch: BatchSettings = BatchSettings()
+    ingest: str | None = None  # broadcast mode: transcribe this input once for every viewer at /live
+    ingest_settings: IngestSettings = IngestSettings(live=None)
+    video_url: str | None = None  # the viewer page shows this video beside the captions
+    viewer_queue: int = 256  # events waiting for a viewer before it is dropped
+    history: int = 20  # finals a viewer who joins late gets first
 
     def __post_init__(self) -> None:
         if self.max_streams < 1 or self.max_frame_bytes < 64 or self.idle_timeout_s <= 0:
@@ -133,6 +144,10 @@ class CaptionServer:
         self.stopping = asyncio.Event()
         self.port: int | None = None
         self.ready = asyncio.Event()
+        self.broadcast = None if settings.ingest is None else Broadcast(
+            settings.viewer_queue, settings.history, self.metrics.dropped_viewers.inc)
+        self._ingest_stop = threading.Event()
+        self._ingest: asyncio.Task | None = None
 
     # ---- life cycle
     async def serve(self, started=None) -> None:
@@ -155,8 +170,11 @@ class CaptionServer:
             stopping = asyncio.create_task(self.stopping.wait())
             await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
             self.stopping.set()
+            self._ingest_stop.set()
             log.info("stopping: ending %d streams", len(self.sessions))
             server.close(close_connections=False)  # no new connections; the streams end as at eof
+            if self._ingest is not None:
+                await asyncio.wait({self._ingest}, timeout=60)
             while self.sessions:
                 await asyncio.sleep(0.05)
             consumer.cancel()
@@ -169,6 +187,11 @@ class CaptionServer:
         self.model = await asyncio.to_thread(self.load_model)
         await asyncio.to_thread(self._warm_up)
         self.batcher = Batcher(self.model, self.settings.batch, self.metrics.batch_done)
+        if self.broadcast is not None:
+            source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
+                                             log.info, self._ingest_stop)
+            stream = Recognizer(self.model, self.stream_defaults).stream()
+            self._ingest = asyncio.create_task(run_ingest(source, stream, self.batcher, self.broadcast, log.info))
         self.ready.set()
         log.info("model ready: %s (%s)", self.model.manifest.get("source"), self.model.manifest.get("precision"))
         await self.batcher.run()
@@ -227,6 +250,9 @@ class CaptionServer:
 
     # ---- one connection
     async def _handle(self, ws) -> None:
+        if ws.request.path.partition("?")[0] == VIEWER_PATH:
+            await self._view(ws)
+            return
         try:
             config = await self._config(ws)
         except ProtocolError as error:
@@ -255,6 +281,41 @@ class CaptionServer:
             self.sessions.discard(session)
             self.metrics.streams.dec()
             sender.cancel()
+
+    async def _view(self, ws) -> None:
+        """A viewer of the broadcast: ready, the recent captions, then every event as it comes, until end."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(ws.request.path).query)
+        if self.broadcast is None:
+            await self._refuse(ws, ProtocolError("no_broadcast", "this server has no broadcast: start it with --ingest"))
+            return
+        if not self._token_ok(query.get("token", [None])[0]):
+            await self._refuse(ws, ProtocolError("unauthorized", "a token is required: add ?token=… to the URL"))
+            return
+        viewer = self.broadcast.join()
+        self.metrics.viewers.inc()
+        try:
+            await ws.send(json.dumps({"type": "ready", "mode": "viewer", "video": self.settings.video_url}))
+            while True:
+                message = await viewer.queue.get()
+                sent = asyncio.ensure_future(ws.send(json.dumps(message, ensure_ascii=False)))
+                while not sent.done():  # a viewer that stops reading is dropped, not waited for
+                    await asyncio.wait({sent}, timeout=0.5)
+                    if viewer.dropped and not sent.done():
+                        sent.cancel()
+                        ws.transport.abort()
+                        return
+                sent.result()
+                if message["type"] == "end":
+                    await ws.close(CLOSE_GOING_AWAY if self.stopping.is_set() else 1000)
+                    return
+                if viewer.dropped and viewer.queue.empty():
+                    await ws.close(CLOSE_POLICY, "viewer too slow: dropped from the broadcast")
+                    return
+        except Exception:  # the viewer went away
+            return
+        finally:
+            self.broadcast.leave(viewer)
+            self.metrics.viewers.dec()
 
     async def _config(self, ws) -> ClientConfig:
         if not self.ready.is_set():

@@ -34,6 +34,9 @@ class Metrics:
                                registry=r)
         self.refused = Counter("streamer_refused_streams", "Streams refused or ended by the server", ["reason"],
                                registry=r)
+        self.viewers = Gauge("streamer_viewers", "Viewers following the broadcast", registry=r)
+        self.dropped_viewers = Counter("streamer_dropped_viewers", "Viewers dropped because they did not read",
+                                       registry=r)
         self._recent: deque[tuple[float, float, float]] = deque()  # (time, compute s, audio s)
 
     def batch_done(self, report: BatchReport) -> None:

@@ -88,3 +88,42 @@ def test_the_page_captions_a_local_file(tiny_nb, browser, tmp_path):
         assert "stortinget" in browser.find_element(By.ID, "finals").text
     finally:
         assert server.stop() == 0
+
+
+def test_the_viewer_page_rolls_up_the_broadcast_beside_the_video(tiny_nb, browser, tmp_path):
+    """`serve --ingest`: the viewer page shows two roll-up lines of the broadcast, and the video it is given."""
+    import functools
+    import http.server
+    import subprocess
+    import threading
+
+    from selenium.webdriver.common.by import By
+
+    from test_broadcast import speech_file
+
+    ingest = speech_file(tmp_path, lead_s=3.0)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=10:duration=5",
+                    "-c:v", "libvpx", "-b:v", "200k", str(tmp_path / "video.webm")], check=True)
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    server = start_server(tiny_nb, "--ingest", ingest, "--ingest-realtime")
+    try:
+        video = f"http://127.0.0.1:{files.server_address[1]}/video.webm"
+        browser.get(f"http://127.0.0.1:{server.port}/viewer?video={video}")
+        deadline, lines = time.time() + 60, []
+        while time.time() < deadline:
+            lines = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#rollup .line")]
+            if any("regjeringen" in line for line in lines):
+                break
+            time.sleep(0.3)
+        screenshot = tmp_path / "viewer.png"
+        browser.save_screenshot(str(screenshot))
+        print(f"screenshot of the viewer page: {screenshot}")
+        assert any("regjeringen" in line for line in lines), lines
+        assert 1 <= len(lines) <= 2  # roll-up: two lines at most
+        assert browser.find_element(By.ID, "video").is_displayed()
+        assert browser.find_element(By.ID, "video").get_attribute("src") == video
+    finally:
+        files.shutdown()
+        assert server.stop() == 0
