@@ -33,9 +33,11 @@ class LiveHls:
                          for i, line in enumerate(lines) if line.startswith("#EXTINF")]
         self.began = time.monotonic() - 2 * SEGMENT_S  # two segments are out when it starts
         self.server, self.port = None, 0
+        self.frozen_at: float | None = None  # while set, the playlist stops growing (the encoder stalls)
 
     def playlist(self) -> bytes:
         elapsed, end, out = time.monotonic() - self.began, 0.0, []
+        elapsed = elapsed if self.frozen_at is None else min(elapsed, self.frozen_at)
         for duration, name in self.segments:
             end += duration
             if end <= elapsed:
@@ -237,3 +239,37 @@ def test_bad_inputs_are_clear_errors(tiny_nb, broadcast, tmp_path, case):
         assert "retrying" in err and "gave up after 3 s" in err  # a live input is retried, and says why
     else:
         assert time.monotonic() - began < 60  # no retries for what will not change
+
+
+def test_a_stalled_live_stream_is_reconnected_on_its_clock(tiny_nb, broadcast, tmp_path):
+    """The playlist stops growing for 9 s (the encoder stalls; the server still answers): no audio for
+    --stall-s counts as a drop and is said so; reconnected, streamer skips what it already had, and when the
+    playlist grows again every sentence is captioned once, at its own time."""
+    live = LiveHls(broadcast["folder"])
+    live.start()
+    process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path, "--stall-s", 3, "--live")
+    try:
+        time.sleep(8)
+        live.frozen_at = time.monotonic() - live.began
+        time.sleep(9)
+        live.frozen_at = None
+        _, err = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        live.stop()
+    assert process.returncode == 0, err
+    assert "no audio from" in err and "for 3 s; retrying" in err, err
+    cues = check_files(tmp_path)
+    assert all(a.start_s <= b.start_s for a, b in zip(cues, cues[1:]))
+    shown = " ".join(" ".join(c.lines) for c in cues)
+    assert cer([" ".join(broadcast["texts"])], [shown]) <= 0.1, shown  # nothing lost, nothing twice
+    on_time(finals(tmp_path), broadcast)
+
+
+def test_the_progress_line_says_input_time_cues_and_lag(capsys):
+    from streamer.cli import Progress
+
+    progress = Progress(enabled=True)
+    progress.show(3725.4, 12, 1.26)
+    assert "input 1:02:05 · 12 cues written · captions 1.3 s behind the input" in capsys.readouterr().err
