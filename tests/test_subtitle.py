@@ -108,6 +108,19 @@ def subtitle(url, model_dir, out: Path, *extra, timeout=240):
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def run_through(process: subprocess.Popen, live: LiveHls, trouble) -> str:
+    """Let trouble() happen to the live stream while streamer subtitles it; its stderr once it exits 0."""
+    try:
+        trouble()
+        _, err = process.communicate(timeout=240)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        live.stop()
+    assert process.returncode == 0, err
+    return err
+
+
 def parsed_cues(out: Path) -> tuple[list[Cue], list[Cue]]:
     """The SRT and WebVTT files read back with subtitle libraries."""
     import srt
@@ -186,19 +199,18 @@ def test_a_live_stream_outlives_an_outage_on_the_streams_clock(tiny_nb, broadcas
     live.start()
     process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path, "--stall-s", 3,
                        "--retry-s", 60, "--live")
-    try:
+    grew = []
+
+    def outage():
         time.sleep(14)
         check_files(tmp_path)  # valid while it grows
-        grew = len(finals(tmp_path))
+        grew.append(len(finals(tmp_path)))
         live.stop()
         time.sleep(7)
         live.start()
-        _, err = process.communicate(timeout=240)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        live.stop()
-    assert process.returncode == 0, err
+
+    err = run_through(process, live, outage)
+    grew = grew[0]
     assert "retrying" in err and "cannot connect" in err or "no audio" in err, err
     cues = check_files(tmp_path)
     assert all(a.start_s <= b.start_s for a, b in zip(cues, cues[1:]))
@@ -248,17 +260,14 @@ def test_a_stalled_live_stream_is_reconnected_on_its_clock(tiny_nb, broadcast, t
     live = LiveHls(broadcast["folder"])
     live.start()
     process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path, "--stall-s", 3, "--live")
-    try:
+
+    def stall():
         time.sleep(8)
         live.frozen_at = time.monotonic() - live.began
         time.sleep(9)
         live.frozen_at = None
-        _, err = process.communicate(timeout=240)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        live.stop()
-    assert process.returncode == 0, err
+
+    err = run_through(process, live, stall)
     assert "no audio from" in err and "for 3 s; retrying" in err, err
     cues = check_files(tmp_path)
     assert all(a.start_s <= b.start_s for a, b in zip(cues, cues[1:]))
@@ -268,7 +277,7 @@ def test_a_stalled_live_stream_is_reconnected_on_its_clock(tiny_nb, broadcast, t
 
 
 def test_the_progress_line_says_input_time_cues_and_lag(capsys):
-    from streamer.cli import Progress
+    from streamer.cli_live import Progress
 
     progress = Progress(enabled=True)
     progress.show(3725.4, 12, 1.26)
