@@ -79,14 +79,23 @@ def synthesized_items(sentences: list[tuple[str, str]], voice: str, speed_wpm: i
     return [(f"sentence-{i}", synthesize(spoken, chosen), label) for i, (spoken, label) in enumerate(sentences)]
 
 
-def transcribe(audio: np.ndarray, model, use_vad: bool) -> str:
+def transcribe(audio: np.ndarray, recognizer) -> str:
+    """The offline path's text of audio (a recognizer made by offline_recognizer)."""
+    from streamer.offline import finals
+
+    stream = recognizer.stream()
+    return " ".join(f.text for f in finals(stream.accept(audio) + stream.finish()))
+
+
+def offline_recognizer(model, use_vad: bool, decoder):
+    """The offline path as streamer.offline runs it, with one decoder (its language model loaded once)."""
     from dataclasses import replace
 
-    from streamer.offline import OfflineSettings, transcribe_array
+    from streamer.offline import OfflineSettings
+    from streamer.stream import Recognizer
 
-    settings = OfflineSettings()
-    settings = replace(settings, vad=replace(settings.vad, enabled=use_vad))
-    return " ".join(segment.text for segment in transcribe_array(audio, model, settings))
+    settings = OfflineSettings(decoder=decoder)
+    return Recognizer(model, replace(settings, vad=replace(settings.vad, enabled=use_vad)).stream_settings())
 
 
 def main() -> int:
@@ -106,6 +115,12 @@ def main() -> int:
                              "means int8 on a CPU)")
     parser.add_argument("--vad", action="store_true", help="split at pauses with the VAD (the product's offline "
                                                            "path); default: each file in one pass")
+    parser.add_argument("--decoder", choices=("greedy", "beam"), default="greedy",
+                        help="greedy, or beam search with the model's language model or --lm (default greedy)")
+    parser.add_argument("--lm", help="a language_model folder or a KenLM file for --decoder beam")
+    parser.add_argument("--alpha", type=float, help="language model weight (default: the LM's attrs.json)")
+    parser.add_argument("--beta", type=float, help="word insertion bonus (default: the LM's attrs.json)")
+    parser.add_argument("--beam-width", type=int, default=32)
     parser.add_argument("--show", type=int, default=5, help="print this many errors")
     parser.add_argument("--json", type=Path, help="write per-item results and totals here")
     args = parser.parse_args()
@@ -114,8 +129,12 @@ def main() -> int:
     from streamer.loader import load_model
     from streamer.metrics import cer, wer
 
+    from streamer.decoder import DecoderSettings
+
     try:
         model = load_model(args.model, precision=args.precision, log=lambda m: print(m, file=sys.stderr))
+        decoder = DecoderSettings(args.decoder, args.lm, args.alpha, args.beta, args.beam_width)
+        recognizer = offline_recognizer(model, args.vad, decoder)
         if args.data:
             items = folder_items(args.data)
         else:
@@ -129,18 +148,21 @@ def main() -> int:
     rows = []
     for n, (name, audio, reference) in enumerate(items, start=1):
         rows.append({"item": name, "reference": normalize_text(reference),
-                     "hypothesis": normalize_text(transcribe(audio, model, args.vad))})
+                     "hypothesis": normalize_text(transcribe(audio, recognizer))})
         if sys.stderr.isatty():
             print(f"\r{n}/{len(items)}", end="", file=sys.stderr)
     refs, hyps = [r["reference"] for r in rows], [r["hypothesis"] for r in rows]
     totals = {"items": len(rows), "words": sum(len(r.split()) for r in refs), "wer": wer(refs, hyps),
-              "cer": cer(refs, hyps), "model": args.model, "precision": args.precision,
+              "cer": cer(refs, hyps), "model": args.model, "precision": args.precision, "decoder": args.decoder,
               "data": str(args.data) if args.data else f"{args.text or 'held-out sentences'}, voice {args.voice}, "
                                                         f"{args.speed_wpm} wpm, pitch {args.pitch}"}
     for row in [r for r in rows if r["reference"] != r["hypothesis"]][: args.show]:
         print(f"REF: {row['reference']}\nHYP: {row['hypothesis']}\n")
     print(f"{totals['data']}: {totals['items']} items, {totals['words']} words")
-    print(f"WER {totals['wer']:.4f}  CER {totals['cer']:.4f}  (greedy, offline)")
+    how = args.decoder if recognizer.decoder is None else (
+        f"beam {args.beam_width}, {recognizer.decoder.lm_path.name}, alpha {recognizer.decoder.alpha:g}, "
+        f"beta {recognizer.decoder.beta:g}")
+    print(f"WER {totals['wer']:.4f}  CER {totals['cer']:.4f}  ({how}, offline)")
     if args.json:
         args.json.write_text(json.dumps({"totals": totals, "items": rows}, ensure_ascii=False, indent=1))
     return 0

@@ -104,10 +104,35 @@ def add_mic_parser(commands) -> None:
     add_stream_options(mic)
 
 
+def add_decoder_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "decoding", "greedy, or beam search with a KenLM language model and hotwords (pip install 'streamer[lm]' && "
+                    "pip install --no-deps pyctcdecode==0.5.0)")
+    group.add_argument("--decoder", choices=("greedy", "beam"), default="greedy",
+                       help="greedy (default), or beam search with the model's language_model/ or --lm")
+    group.add_argument("--lm", metavar="PATH", help="a language_model folder (attrs.json, unigrams.txt, a KenLM "
+                                                   ".bin/.arpa) or a KenLM file, for --decoder beam")
+    group.add_argument("--alpha", type=float, help="language model weight (default: the LM's attrs.json, else 0.5)")
+    group.add_argument("--beta", type=float, help="word insertion bonus (default: the LM's attrs.json, else 1.5)")
+    group.add_argument("--beam-width", type=int, default=32, help="beams kept (default 32)")
+    group.add_argument("--hotwords", type=Path, metavar="FILE",
+                       help="phrases to favour, one a line, each optionally followed by its weight (default 10)")
+
+
+def decoder_settings(args: argparse.Namespace):
+    from .decoder import DecoderSettings, read_hotwords
+
+    if args.decoder == "greedy" and (args.lm or args.hotwords):
+        raise StreamerError("--lm and --hotwords are for beam search: add --decoder beam")
+    hotwords = read_hotwords(args.hotwords) if args.hotwords else ()
+    return DecoderSettings(args.decoder, args.lm, args.alpha, args.beta, args.beam_width, hotwords)
+
+
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
     from .stream import StreamSettings
 
     w, c, d = StreamSettings().window, StreamSettings().commit, StreamSettings()
+    add_decoder_options(parser)
     parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
                         help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
     parser.add_argument("--no-vad", action="store_true", help="always-on audio: treat everything as speech")
@@ -194,13 +219,16 @@ def stream_settings(args: argparse.Namespace):
     commit = replace(settings.commit, left_ms=args.commit_left_ms, right_ms=args.commit_right_ms,
                      window_ms=args.commit_window_ms, pause_ms=args.pause_ms)
     return replace(settings, window=WindowSettings(args.left_ms, args.hop_ms, args.right_ms), commit=commit,
-                   max_caption_s=args.max_caption_s)
+                   max_caption_s=args.max_caption_s, decoder=decoder_settings(args))
 
 
 def offline_events(blocks, model, args) -> Iterator:
+    from dataclasses import replace
+
     from .offline import OfflineSettings, transcribe_blocks
 
-    yield from transcribe_blocks(blocks, model, with_vad_options(OfflineSettings(), args))
+    settings = replace(with_vad_options(OfflineSettings(), args), decoder=decoder_settings(args))
+    yield from transcribe_blocks(blocks, model, settings)
 
 
 def streaming_events(blocks, model, args) -> Iterator:

@@ -216,6 +216,22 @@ def replace_dir(out_dir: Path, stage: Path) -> None:
     stage.rename(out_dir)
 
 
+LM_COPY_LIMIT_BYTES = 256 * 2**20  # a language model larger than this stays where it is, referred to
+
+
+def bring_language_model(folder: Path, stage: Path, log: Callable[[str], None]) -> dict:
+    """A checkpoint's language_model/ goes with the export: copied when small, else referred to by path (a
+    multi-GB KenLM binary is not copied blindly). Manifest entries to add."""
+    if not folder.is_dir():
+        return {}
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    if size <= LM_COPY_LIMIT_BYTES:
+        shutil.copytree(folder, stage / "language_model")
+        return {"language_model": "language_model", "language_model_bytes": size}
+    log(f"referring to the language model in {folder} ({size / 2**30:.1f} GB) instead of copying it")
+    return {"language_model": str(folder.resolve()), "language_model_bytes": size}
+
+
 def default_speech() -> list[tuple[str, np.ndarray]]:
     """Speech for the parity check that ships with the package (espeak-ng Bokmål, 4.5 s)."""
     from importlib.resources import files
@@ -266,6 +282,7 @@ def export_checkpoint(checkpoint: Checkpoint, out_dir: Path, settings: ExportSet
                 "required 100%); nothing written"
             )
         manifest = build_manifest(checkpoint, vocab, features, geometry, settings, stage / MODEL_FILE, results)
+        manifest |= bring_language_model(checkpoint.path / "language_model", stage, log)
         (stage / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
         replace_dir(out_dir, stage)
     return manifest

@@ -15,6 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import SAMPLE_RATE
+from .decoder import DecoderSettings
 from .events import Final
 from .stream import Recognizer, StreamSettings
 from .vad import VadSettings
@@ -27,17 +28,20 @@ OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, window_ms=30_000, m
 class OfflineSettings:
     vad: VadSettings = VadSettings()
     chunks: CommitSettings = OFFLINE_CHUNKS
+    decoder: DecoderSettings = DecoderSettings()
 
     def stream_settings(self) -> StreamSettings:
         """A caption per speech segment: no partials, no pause commits, no caption length limit."""
-        return StreamSettings(vad=self.vad, window=None, commit=self.chunks, max_caption_s=math.inf)
+        return StreamSettings(vad=self.vad, window=None, commit=self.chunks, max_caption_s=math.inf,
+                              decoder=self.decoder)
 
 
 def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSettings = OfflineSettings(),
-                      sample_rate: int = SAMPLE_RATE) -> Iterator[Final]:
+                      sample_rate: int = SAMPLE_RATE, decoder=None) -> Iterator[Final]:
     """A final per speech segment (stream times in seconds) as each ends; silent ones skipped.
-    Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate."""
-    stream = Recognizer(model, settings.stream_settings()).stream(sample_rate)
+    Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate. decoder: a beam
+    decoder to share (else the one settings.decoder asks for is made)."""
+    stream = Recognizer(model, settings.stream_settings(), decoder).stream(sample_rate)
     for block in blocks:
         yield from finals(stream.accept(block))
     yield from finals(stream.finish())
@@ -48,5 +52,5 @@ def finals(events: list) -> list[Final]:
 
 
 def transcribe_array(audio: np.ndarray, model, settings: OfflineSettings = OfflineSettings(),
-                     sample_rate: int = SAMPLE_RATE) -> list[Final]:
-    return list(transcribe_blocks([audio], model, settings, sample_rate))
+                     sample_rate: int = SAMPLE_RATE, decoder=None) -> list[Final]:
+    return list(transcribe_blocks([audio], model, settings, sample_rate, decoder))

@@ -98,8 +98,8 @@ class PauseFinder:
 class Segment:
     """One VAD speech segment being recognized: its audio, pauses, both passes and its open caption."""
 
-    def __init__(self, index: int, start_sample: int, model, settings):
-        """model: an OnnxModel; settings: StreamSettings."""
+    def __init__(self, index: int, start_sample: int, model, settings, decoder=None):
+        """model: an OnnxModel; settings: StreamSettings; decoder: a BeamDecoder, or None for greedy decoding."""
         self.index, self.start_sample = index, start_sample
         self.stride = model.geometry.stride_samples
         self.audio = AudioBuffer()
@@ -108,7 +108,8 @@ class Segment:
         self.partials = None if settings.window is None else PartialPass(settings.window, model.geometry)
         self.commits = CommitPass(settings.commit, model.geometry)
         self.track = FrameTrack(model.vocab.delimiter_id)  # first-pass frames
-        self.caption = Caption(0, model.vocab, model.geometry.frame_s)
+        self.caption = Caption(0, model.vocab, model.geometry.frame_s, decoder)
+        self.lm_state = None  # a beam decoder's language model state after the words committed so far
         self.commit: Request | None = None  # the next commit, until it is delivered
         self.commit_taken = False
         self.ended = False

@@ -32,6 +32,7 @@ from importlib.resources import files
 
 from .batcher import Batcher, BatchSettings
 from .broadcast import Broadcast, run_ingest
+from .decoder import make_decoder
 from .errors import StreamerError
 from .events import Final, Partial
 from .ingest import IngestSettings, LiveSource
@@ -139,6 +140,7 @@ class CaptionServer:
         self.load_model, self.settings, self.stream_defaults = load_model, settings, stream_defaults
         self.metrics = Metrics()
         self.model = None
+        self.decoder = None  # a beam decoder shared by every stream, when the defaults ask for one
         self.batcher: Batcher | None = None
         self.sessions: set[Session] = set()
         self.stopping = asyncio.Event()
@@ -185,12 +187,13 @@ class CaptionServer:
 
     async def _load_and_run(self) -> None:
         self.model = await asyncio.to_thread(self.load_model)
+        self.decoder = await asyncio.to_thread(make_decoder, self.model, self.stream_defaults.decoder)
         await asyncio.to_thread(self._warm_up)
         self.batcher = Batcher(self.model, self.settings.batch, self.metrics.batch_done)
         if self.broadcast is not None:
             source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
                                              log.info, self._ingest_stop)
-            stream = Recognizer(self.model, self.stream_defaults).stream()
+            stream = Recognizer(self.model, self.stream_defaults, self.decoder).stream()
             self._ingest = asyncio.create_task(run_ingest(source, stream, self.batcher, self.broadcast, log.info))
         self.ready.set()
         log.info("model ready: %s (%s)", self.model.manifest.get("source"), self.model.manifest.get("precision"))
@@ -262,8 +265,8 @@ class CaptionServer:
         except Exception:  # the client left before its config: nothing to clean up
             return
         settings = stream_settings(self.stream_defaults, config.settings)
-        session = Session(ws, config, Recognizer(self.model, settings).stream(config.sample_rate), self.metrics,
-                          self.settings.send_queue)
+        session = Session(ws, config, Recognizer(self.model, settings, self.decoder).stream(config.sample_rate),
+                          self.metrics, self.settings.send_queue)
         entry = self.batcher.add(session.stream, session.sink)
         self.sessions.add(session)
         self.metrics.streams.inc()

@@ -52,28 +52,38 @@ class FrameTrack:
 
 
 class Caption:
-    """The committed frames of one caption, from its first frame on."""
+    """The committed frames of one caption, from its first frame on. With a beam decoder each commit's
+    frames are decoded when they are committed and their words kept as they are: the stable text."""
 
-    def __init__(self, first_frame: int, vocab: Vocabulary, frame_s: float):
-        self.first_frame, self.vocab, self.frame_s = first_frame, vocab, frame_s
+    def __init__(self, first_frame: int, vocab: Vocabulary, frame_s: float, decoder=None):
+        self.first_frame, self.vocab, self.frame_s, self.decoder = first_frame, vocab, frame_s, decoder
         self._ids: list[np.ndarray] = []
         self._probs: list[np.ndarray] = []
+        self._words: list[Word] = []  # beam search's, times from the caption's first frame
         self.n_frames = 0
         self.number: int | None = None  # caption number in the stream, given with its first text
         self.shown = ""  # the last partial text sent
 
     def successor(self, first_frame: int) -> "Caption":
         """The next caption, from first_frame on."""
-        return Caption(first_frame, self.vocab, self.frame_s)
+        return Caption(first_frame, self.vocab, self.frame_s, self.decoder)
 
     def restart_at(self, first_frame: int) -> None:
         """Forget the frames committed so far (they spell nothing); the caption keeps its number and shown text."""
-        self.first_frame, self._ids, self._probs, self.n_frames = first_frame, [], [], 0
+        self.first_frame, self._ids, self._probs, self._words, self.n_frames = first_frame, [], [], [], 0
 
-    def append(self, ids: np.ndarray, probs: np.ndarray) -> None:
+    def append(self, ids: np.ndarray, probs: np.ndarray, logits: np.ndarray | None = None, state=None,
+               ends_sentence: bool = True):
+        """Commit frames (and, with a beam decoder, their logits, decoded from the language model's state
+        after what came before); returns that state after them."""
+        if self.decoder is not None:
+            words, state = self.decoder.decode(logits, state, ends_sentence)
+            offset = self.n_frames * self.frame_s
+            self._words += [Word(w.word, w.start_s + offset, w.end_s + offset, w.confidence) for w in words]
         self._ids.append(ids)
         self._probs.append(probs)
         self.n_frames += len(ids)
+        return state
 
     def frames(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self._ids) > 1:
@@ -82,6 +92,8 @@ class Caption:
 
     def words(self, offset_s: float = 0.0) -> list[Word]:
         """Committed words; times from offset_s at the caption's first frame."""
+        if self.decoder is not None:
+            return [Word(w.word, w.start_s + offset_s, w.end_s + offset_s, w.confidence) for w in self._words]
         ids, probs = self.frames()
         return words_from_path(ids, probs, self.vocab, self.frame_s, offset_s)
 
@@ -92,6 +104,11 @@ class Caption:
     def partial(self, tail_ids: np.ndarray, tail_probs: np.ndarray) -> tuple[str, int]:
         """Text of the committed frames followed by tail frames, and how many leading characters are
         committed (stable). Committed frames never change, so the stable text stays a prefix."""
+        if self.decoder is not None:  # beam-searched words, then the tail's (a commit ends between words)
+            stable = words_text(self._words)
+            tail = words_text(words_from_path(tail_ids, tail_probs, self.vocab, self.frame_s))
+            text = f"{stable} {tail}" if stable and tail else stable or tail
+            return text, len(stable)
         ids, probs = self.frames()
         stable = words_text(words_from_path(ids, probs, self.vocab, self.frame_s))
         text = words_text(words_from_path(np.concatenate([ids, tail_ids]), np.concatenate([probs, tail_probs]),

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import SAMPLE_RATE
 from .ctc import best_path
+from .decoder import DecoderSettings, make_decoder
 from .errors import StreamerError
 from .events import Final, Partial
 from .pcm import PcmInput
@@ -44,6 +45,7 @@ class StreamSettings:
     window: WindowSettings | None = WindowSettings()  # first pass (partials); None: no partials
     commit: CommitSettings = CommitSettings()  # second pass (stable text, finals)
     max_caption_s: float = 10.0  # in speech without pauses a caption ends at the next word boundary after this
+    decoder: DecoderSettings = DecoderSettings()  # greedy, or beam search with a language model (committed text)
 
     def __post_init__(self) -> None:
         if not self.max_caption_s > 0:
@@ -53,8 +55,11 @@ class StreamSettings:
 class Recognizer:
     """One model (an OnnxModel) shared by any number of streams."""
 
-    def __init__(self, model, settings: StreamSettings = StreamSettings()):
+    def __init__(self, model, settings: StreamSettings = StreamSettings(), decoder=None):
+        """decoder: a BeamDecoder to share (its language model loaded once); by default the one
+        settings.decoder asks for is made here (None for greedy decoding)."""
         self.model, self.settings = model, settings
+        self.decoder = decoder if decoder is not None else make_decoder(model, settings.decoder)
 
     def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
         """A new stream of mono audio at sample_rate (resampled to the model's 16 kHz)."""
@@ -150,7 +155,7 @@ class Stream:
             first, _ = kept_frames(request.window, len(ids), segment.stride)
             segment.track.write(request.window.keep_from // segment.stride, ids[first:], probs[first:])
             return self._partial(segment)
-        return self._commit(segment, request.window, ids, probs)
+        return self._commit(segment, request.window, logits, ids, probs)
 
     # ---- inside
     def _forget(self, segment: Segment) -> None:
@@ -168,8 +173,8 @@ class Stream:
             if isinstance(event, SpeechAudio):
                 segment = self._segments.get(event.segment)
                 if segment is None:
-                    segment = self._segments[event.segment] = Segment(event.segment, event.start_sample,
-                                                                      self.recognizer.model, self.settings)
+                    segment = self._segments[event.segment] = Segment(
+                        event.segment, event.start_sample, self.recognizer.model, self.settings, self.recognizer.decoder)
                 segment.add(event)
                 touched[segment.index] = segment
             elif isinstance(event, SpeechEnd) and event.segment in self._segments:
@@ -197,7 +202,7 @@ class Stream:
         segment.commit, segment.commit_taken = segment.request(window), False
         return []
 
-    def _commit(self, segment: Segment, window: Window, ids: np.ndarray, probs: np.ndarray) -> list:
+    def _commit(self, segment: Segment, window: Window, logits: np.ndarray, ids: np.ndarray, probs: np.ndarray) -> list:
         first, last = kept_frames(window, len(ids), segment.stride)
         if window.kind == "commit":
             lo = (segment.commits.search_from(window) - window.start_sample) // segment.stride
@@ -205,7 +210,8 @@ class Stream:
             at_word_boundary, cut = cut is not None, last if cut is None else cut
         else:  # a pause is silence, a final the end of the speech: both end words
             cut, at_word_boundary = last, True
-        segment.caption.append(ids[first:cut], probs[first:cut])
+        segment.lm_state = segment.caption.append(ids[first:cut], probs[first:cut], logits[first:cut], segment.lm_state,
+                                                  ends_sentence=window.kind != "commit")
         cut_sample = segment.length if window.kind == "final" else window.start_sample + cut * segment.stride
         if window.kind != "final" and segment.caption.first_frame + segment.caption.n_frames != cut_sample // segment.stride:
             raise AssertionError(f"committed frames end at {segment.caption.first_frame + segment.caption.n_frames}, "

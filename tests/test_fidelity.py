@@ -36,10 +36,11 @@ def short_speech():
     return {"paused": speech(5, 11, True)[0], "monologue": speech(11, 12, False)[0]}
 
 
-def stream_events(model, audio, sizes=(1600,), lazy_every: int = 1, max_caption_s: float = 10.0) -> list:
+def stream_events(model, audio, sizes=(1600,), lazy_every: int = 1, max_caption_s: float = 10.0,
+                  decoder=None) -> list:
     """Blocks of the given sizes (cycled); the requests are run after every lazy_every-th block only, as a
-    busy driver would."""
-    stream = Recognizer(model, StreamSettings(max_caption_s=max_caption_s)).stream()
+    busy driver would. decoder: a BeamDecoder (None: greedy)."""
+    stream = Recognizer(model, StreamSettings(max_caption_s=max_caption_s), decoder).stream()
     events, position, k = [], 0, 0
     while position < len(audio):
         size = sizes[k % len(sizes)]
@@ -58,13 +59,23 @@ def joined_words(events) -> list[dict]:
     return [w for f in finals(events) for w in f["words"]]
 
 
+@pytest.fixture(scope="module")
+def beam(model, tiny_nb_lm):
+    from streamer.decoder import BeamDecoder, DecoderSettings
+
+    return BeamDecoder(model.vocab, model.geometry.frame_s, DecoderSettings("beam"), tiny_nb_lm)
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "beam"])
 @pytest.mark.parametrize("paused,n_sentences", [(False, 50), (True, 25)], ids=["monologue", "paused"])
-def test_streamed_finals_are_as_accurate_as_offline(model, paused, n_sentences):
-    """60–90 s of speech: WER and CER of the finals within 3% (relative) of offline's."""
+def test_streamed_finals_are_as_accurate_as_offline(model, paused, n_sentences, decoding, request):
+    """60–90 s of speech: WER and CER of the finals within 3% (relative) of offline's, decoded greedily or
+    both with beam search and tiny-nb's language model."""
+    decoder = request.getfixturevalue("beam") if decoding == "beam" else None
     audio, reference = speech(n_sentences, 0, paused)
     assert 60 * 16000 <= len(audio) <= 90 * 16000
-    offline = " ".join(f.text for f in transcribe_array(audio, model))
-    events = stream_events(model, audio)
+    offline = " ".join(f.text for f in transcribe_array(audio, model, decoder=decoder))
+    events = stream_events(model, audio, decoder=decoder)
     assert broken_promises(events) == []
     streamed = " ".join(f["text"] for f in finals(events))
     assert wer([reference], [streamed]) <= 1.03 * wer([reference], [offline]), (streamed, offline)
@@ -91,6 +102,20 @@ def test_any_split_and_any_driver_give_the_same_finals_and_keep_every_promise(mo
     assert joined_words(events) == joined_words(uncut)
     if kind == "monologue":
         assert len(finals(events)) > len(finals(uncut))  # the test did cut captions inside speech
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["paused", "monologue"]), trim=st.integers(0, 3 * 16000),
+       sizes=st.lists(st.integers(1, 24000), min_size=1, max_size=12), lazy_every=st.sampled_from([1, 4, 25]))
+def test_beam_search_keeps_the_same_promises(model, beam, short_speech, kind, trim, sizes, lazy_every):
+    """The property test above with beam search: promises kept, finals those of one block, captions cut
+    often holding the words of captions cut rarely."""
+    audio = short_speech[kind][trim:]
+    events = stream_events(model, audio, sizes, lazy_every, max_caption_s=3.0, decoder=beam)
+    assert broken_promises(events) == []
+    assert finals(events) == finals(stream_events(model, audio, (len(audio),), max_caption_s=3.0, decoder=beam))
+    uncut = stream_events(model, audio, (len(audio),), max_caption_s=1000.0, decoder=beam)
+    assert [w["word"] for w in joined_words(events)] == [w["word"] for w in joined_words(uncut)]
 
 
 def test_stable_text_trails_the_speech_by_at_most_a_commit_window(model):

@@ -1,0 +1,155 @@
+"""Beam search with a KenLM language model and hotwords: it mends what greedy decoding gets wrong."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from streamer.ctc import greedy_words, words_text
+from streamer.decoder import BeamDecoder, DecoderSettings, read_hotwords
+from streamer.errors import StreamerError
+from streamer.vocab import Vocabulary
+
+from conftest import espeak
+from models.build_lm import ATTRS, count_ngrams, estimate, write_arpa
+from models.hf_format import VOCAB
+
+pytest.importorskip("pyctcdecode", reason="beam search needs the lm extra (.ci/run installs it)")
+
+VOCABULARY = Vocabulary.from_dict(VOCAB)
+CORPUS = """stortinget vedtok budsjettet for neste år
+stortinget vedtok forslaget fra regjeringen
+regjeringen la fram budsjettet i dag
+representantene har igjen tatt sete
+stortingets møte er lovlig satt
+komiteen vedtok innstillingen enstemmig
+presidenten ga ordet til representanten""".splitlines()
+
+
+@pytest.fixture(scope="module")
+def small_lm(tmp_path_factory):
+    """A 3-gram ARPA model from a handful of parliament sentences, in a language_model folder."""
+    folder = tmp_path_factory.mktemp("small") / "language_model"
+    folder.mkdir()
+    sentences = [line.split() for line in CORPUS]
+    write_arpa(folder / "lm.arpa", *estimate(count_ngrams(sentences, 3)))
+    (folder / "unigrams.txt").write_text("\n".join(sorted({w for s in sentences for w in s})) + "\n")
+    (folder / "attrs.json").write_text(json.dumps(ATTRS))
+    return folder
+
+
+def logits_spelling(text: str, doubts: dict[int, tuple[str, str]] | None = None) -> np.ndarray:
+    """Frames that spell text (a letter, then a blank; '|' between words), but at the given character
+    positions the first token of the pair narrowly beats the second ('_' is the blank)."""
+    rows = []
+
+    def frame(probs: dict[int, float]) -> None:
+        row = np.full(len(VOCABULARY), 1e-4)
+        for token, p in probs.items():
+            row[token] = p
+        rows.append(np.log(row / row.sum()))
+
+    for i, char in enumerate(text):
+        token = VOCABULARY.delimiter_id if char == " " else VOCAB[char]
+        if doubts and i in doubts:
+            first, second = (VOCABULARY.blank_id if t == "_" else VOCABULARY.delimiter_id if t == " " else VOCAB[t]
+                             for t in doubts[i])
+            frame({first: 0.52, second: 0.46})
+        else:
+            frame({token: 0.97})
+        frame({VOCABULARY.blank_id: 0.97})
+    return np.array(rows, np.float32)
+
+
+def greedy(logits) -> str:
+    return words_text(greedy_words(logits, VOCABULARY, 0.02))
+
+
+def beam(logits, lm, **settings) -> str:
+    return words_text(BeamDecoder(VOCABULARY, 0.02, DecoderSettings("beam", **settings), lm).decode(logits)[0])
+
+
+def test_the_language_model_mends_what_greedy_decoding_gets_wrong(small_lm):
+    text = "stortinget vedtok budsjettet"
+    missing_space = logits_spelling(text, {10: ("_", " ")})  # the word delimiter narrowly loses to the blank
+    assert greedy(missing_space) == "stortingetvedtok budsjettet"
+    assert beam(missing_space, small_lm) == text
+    wrong_letter = logits_spelling("regjeringen la fram budsjettet", {5: ("k", "r")})
+    assert greedy(wrong_letter) == "regjekingen la fram budsjettet"
+    assert beam(wrong_letter, small_lm) == "regjeringen la fram budsjettet"
+
+
+def test_a_hotword_spells_a_name_as_written(small_lm, tmp_path):
+    logits = logits_spelling("representanten bjørdal", {19: ("t", "d")})
+    assert greedy(logits) == "representanten bjørtal"
+    assert beam(logits, small_lm) == "representanten bjørtal"  # neither name is in the language model
+    names = tmp_path / "names.txt"
+    names.write_text("# people in the room\nBjørdal 12\nTrond Giske\n", encoding="utf-8")
+    assert read_hotwords(names) == (("bjørdal", 12.0), ("trond giske", 10.0))
+    assert beam(logits, small_lm, hotwords=read_hotwords(names)) == "representanten bjørdal"
+
+
+def test_word_times_and_confidences_come_from_the_frames(small_lm):
+    logits = logits_spelling("stortinget vedtok")
+    words, _ = BeamDecoder(VOCABULARY, 0.02, DecoderSettings("beam"), small_lm).decode(logits)
+    expected = greedy_words(logits, VOCABULARY, 0.02)
+    assert [(w.word, w.start_s, w.end_s) for w in words] == [(w.word, w.start_s, w.end_s) for w in expected]
+    assert all(0.9 < w.confidence <= 1 for w in words)
+
+
+def test_missing_pieces_and_broken_files_are_clear_errors(small_lm, tmp_path, monkeypatch):
+    broken = tmp_path / "broken.arpa"
+    broken.write_text("this is not an n-gram model\n")
+    with pytest.raises(StreamerError, match="is not a KenLM language model"):
+        BeamDecoder(VOCABULARY, 0.02, DecoderSettings("beam"), broken)
+    with pytest.raises(StreamerError, match="no such language model"):
+        BeamDecoder(VOCABULARY, 0.02, DecoderSettings("beam"), tmp_path / "nope.bin")
+    empty = tmp_path / "empty_lm"
+    empty.mkdir()
+    with pytest.raises(StreamerError, match="holds no KenLM model"):
+        BeamDecoder(VOCABULARY, 0.02, DecoderSettings("beam"), empty)
+    for name in [m for m in sys.modules if m.split(".")[0] == "pyctcdecode"] + ["pyctcdecode"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if it were not installed
+    with pytest.raises(StreamerError, match="pip install"):
+        BeamDecoder(VOCABULARY, 0.02, DecoderSettings("beam"), small_lm)
+    assert greedy(logits_spelling("stortinget")) == "stortinget"  # greedy decoding still works
+
+
+def test_cli_beam_search_with_an_lm_file_and_hotwords(tiny_nb, tiny_nb_lm, tmp_path):
+    wav = espeak("representanten bjørdal og representanten giske", tmp_path / "s.wav")
+    names = tmp_path / "names.txt"
+    names.write_text("bjørdal\ngiske\n", encoding="utf-8")
+
+    def run(*extra):
+        result = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(wav), "--model", str(tiny_nb),
+                                 *map(str, extra)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    with_names = run("--decoder", "beam", "--lm", tiny_nb_lm / "lm.arpa", "--hotwords", names)
+    assert "bjørdal" in with_names and "giske" in with_names, with_names
+    assert run("--decoder", "beam", "--lm", tiny_nb_lm, "--stream", "--format", "text")
+    bad = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(wav), "--model", str(tiny_nb),
+                          "--decoder", "beam", "--lm", tmp_path / "missing.arpa"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no such language model" in bad.stderr
+
+
+def test_a_checkpoints_language_model_goes_with_its_export(tiny_checkpoint, small_lm, tmp_path, monkeypatch):
+    import shutil
+
+    from streamer import export
+    from streamer.checkpoint import resolve_checkpoint
+    from streamer.runner import OnnxModel
+
+    checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    shutil.copytree(small_lm, checkpoint / "language_model")
+    copied = export.export_checkpoint(resolve_checkpoint(str(checkpoint)), tmp_path / "small")
+    assert copied["language_model"] == "language_model"
+    assert OnnxModel(tmp_path / "small").language_model_dir == tmp_path / "small" / "language_model"
+    monkeypatch.setattr(export, "LM_COPY_LIMIT_BYTES", 100)  # as if it were a 4 GB binary
+    referred = export.export_checkpoint(resolve_checkpoint(str(checkpoint)), tmp_path / "big")
+    assert referred["language_model"] == str((checkpoint / "language_model").resolve())
+    assert not (tmp_path / "big" / "language_model").exists()
+    assert OnnxModel(tmp_path / "big").language_model_dir == checkpoint / "language_model"
