@@ -140,7 +140,7 @@ def words_differ(streamed: str, offline: str) -> float:
 
 def offline_run(model: OnnxModel, audio: np.ndarray) -> tuple[str, float]:
     began = time.perf_counter()
-    text = " ".join(f.text for f in transcribe_array(audio, model))
+    text = " ".join(f.raw for f in transcribe_array(audio, model))
     return text, time.perf_counter() - began
 
 
@@ -150,7 +150,7 @@ def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSetti
     if broken:
         raise AssertionError(f"{name}: {broken[0]}")
     finals = [e for _, e in result["events"] if isinstance(e, Final)]
-    streamed = " ".join(f.text for f in finals)
+    streamed = " ".join(f.raw for f in finals)
     lat = latencies(result["events"], speech["word_ends_s"])
     reference, offline = speech["reference"], speech["offline"][model.model_dir]
     trained = "tiny-nb" in str(model.manifest["source"])
@@ -190,7 +190,7 @@ def offline_self_difference(model: OnnxModel, speech: dict) -> list[dict]:
     for chunk_s, context_s in ((30, 3), (12, 3), (8, 2), (4, 1)):
         chunks = dataclasses.replace(OFFLINE_CHUNKS, window_ms=chunk_s * 1000, left_ms=context_s * 1000,
                                      right_ms=context_s * 1000)
-        text = " ".join(f.text for f in transcribe_array(speech["audio"], model, OfflineSettings(chunks=chunks)))
+        text = " ".join(f.raw for f in transcribe_array(speech["audio"], model, OfflineSettings(chunks=chunks)))
         rows.append({"speech": speech["kind"], "chunks": f"{chunk_s} s, context {context_s} s",
                      "wer": wer([reference], [text]), "cer": cer([reference], [text]),
                      "words_differ": words_differ(text, base)})

@@ -29,11 +29,14 @@ def event_from_json(message: dict):
     """A partial or final event as the library's classes (for the terminal view), or None."""
     from streamer.ctc import Word
 
+    raw = message.get("raw")
     if message.get("type") == "partial":
-        return Partial(message["segment"], message["text"], message["stable_chars"], message["start"], message["end"])
+        return Partial(message["segment"], message["text"], message["stable_chars"], message["start"], message["end"],
+                       raw if raw != message["text"] else None)
     if message.get("type") == "final":
-        words = tuple(Word(w["word"], w["start"], w["end"], w["confidence"]) for w in message.get("words", []))
-        return Final(message["segment"], words, message["start"], message["end"])
+        words = tuple(Word(w["word"], w["start"], w["end"], w["confidence"], w.get("raw"))
+                      for w in message.get("words", []))
+        return Final(message["segment"], words, message["start"], message["end"], raw if raw != message["text"] else None)
     return None
 
 

@@ -84,7 +84,7 @@ def transcribe(audio: np.ndarray, recognizer) -> str:
     from streamer.offline import finals
 
     stream = recognizer.stream()
-    return " ".join(f.text for f in finals(stream.accept(audio) + stream.finish()))
+    return " ".join(f.raw for f in finals(stream.accept(audio) + stream.finish()))
 
 
 def offline_recognizer(model, use_vad: bool, decoder):

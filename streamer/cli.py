@@ -119,6 +119,30 @@ def add_decoder_options(parser: argparse.ArgumentParser) -> None:
                        help="phrases to favour, one a line, each optionally followed by its weight (default 10)")
 
 
+def add_text_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "written form", "captions as Norwegian is written: numbers as digits (68, 3,5 %, kl. 14.30, 1. januar 2025, "
+                        "§ 12), names with capitals, sentences with a capital and a full stop; the model's own "
+                        "words stay in each event's \"raw\"")
+    group.add_argument("--raw", action="store_true",
+                       help="write the model's own words (lowercase, numbers spelled out) instead")
+    group.add_argument("--names", type=Path, metavar="FILE",
+                       help="names to capitalize, one a line as written (\"Bjørdal\", \"Miljøpartiet De Grønne\"), on "
+                            "top of the built-in parliament list; --hotwords phrases with capitals count too")
+
+
+def text_settings(args: argparse.Namespace):
+    from .decoder import read_hotwords
+    from .lexicon import read_forms_file
+    from .written import TextSettings
+
+    if args.raw and args.names:
+        raise StreamerError("--names is for the written form: leave out --raw")
+    hotwords = [phrase for phrase, _ in read_hotwords(args.hotwords)] if args.hotwords else []
+    names = tuple(read_forms_file(args.names) if args.names else []) + tuple(p for p in hotwords if p != p.lower())
+    return TextSettings(written=not args.raw, names=names)
+
+
 def decoder_settings(args: argparse.Namespace):
     from .decoder import DecoderSettings, read_hotwords
 
@@ -133,6 +157,7 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
 
     w, c, d = StreamSettings().window, StreamSettings().commit, StreamSettings()
     add_decoder_options(parser)
+    add_text_options(parser)
     parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
                         help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
     parser.add_argument("--no-vad", action="store_true", help="always-on audio: treat everything as speech")
@@ -219,7 +244,7 @@ def stream_settings(args: argparse.Namespace):
     commit = replace(settings.commit, left_ms=args.commit_left_ms, right_ms=args.commit_right_ms,
                      window_ms=args.commit_window_ms, pause_ms=args.pause_ms)
     return replace(settings, window=WindowSettings(args.left_ms, args.hop_ms, args.right_ms), commit=commit,
-                   max_caption_s=args.max_caption_s, decoder=decoder_settings(args))
+                   max_caption_s=args.max_caption_s, decoder=decoder_settings(args), text=text_settings(args))
 
 
 def offline_events(blocks, model, args) -> Iterator:
@@ -227,7 +252,8 @@ def offline_events(blocks, model, args) -> Iterator:
 
     from .offline import OfflineSettings, transcribe_blocks
 
-    settings = replace(with_vad_options(OfflineSettings(), args), decoder=decoder_settings(args))
+    settings = replace(with_vad_options(OfflineSettings(), args), decoder=decoder_settings(args),
+                       text=text_settings(args))
     yield from transcribe_blocks(blocks, model, settings)
 
 

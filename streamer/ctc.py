@@ -15,14 +15,14 @@ class Word:
     start_s: float
     end_s: float
     confidence: float
+    raw: str | None = None  # a written token: the model's words it stands for, where they differ
 
     def to_json(self) -> dict:
-        return {
-            "word": self.word,
-            "start": round(self.start_s, 3),
-            "end": round(self.end_s, 3),
-            "confidence": round(self.confidence, 3),
-        }
+        out = {"word": self.word, "start": round(self.start_s, 3), "end": round(self.end_s, 3),
+               "confidence": round(self.confidence, 3)}
+        if self.raw is not None:
+            out["raw"] = self.raw
+        return out
 
 
 def best_path(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

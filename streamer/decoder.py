@@ -49,7 +49,7 @@ class DecoderSettings:
 
 def read_hotwords(path: Path, default_weight: float = 10.0) -> tuple[tuple[str, float], ...]:
     """One phrase a line, optionally followed by its weight (`Bjørdal 12`); blank lines and #-comments skipped.
-    Phrases are lowercased, as the model spells."""
+    Phrases keep their capitals (the written form uses them); the decoder lowercases them, as the model spells."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -67,7 +67,7 @@ def read_hotwords(path: Path, default_weight: float = 10.0) -> tuple[tuple[str, 
             phrase, weight = line, default_weight
         if not phrase:
             raise StreamerError(f"{path}:{number}: a weight without a phrase")
-        phrases.append((phrase.lower(), weight))
+        phrases.append((phrase, weight))
     return tuple(phrases)
 
 
@@ -80,7 +80,7 @@ class HotwordScorer:
 
         self._weights: dict[str, float] = {}
         for phrase, weight in hotwords:
-            for word in phrase.split():
+            for word in phrase.lower().split():
                 self._weights[word] = max(weight, self._weights.get(word, weight))
         words = sorted(self._weights, key=len, reverse=True)
         self._pattern = re.compile("|".join(rf"(?<!\S){re.escape(w)}(?!\S)" for w in words) if words else r"^\b$")

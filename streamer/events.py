@@ -16,28 +16,41 @@ class Partial:
     stable_chars: int
     start_s: float
     end_s: float
+    raw_text: str | None = None  # the model's words, when text is written form
+
+    @property
+    def raw(self) -> str:
+        return self.text if self.raw_text is None else self.raw_text
 
     def to_json(self) -> dict:
         return {"type": "partial", "segment": self.segment, "text": self.text, "stable_chars": self.stable_chars,
+                "raw": self.raw,
                 "start": round(self.start_s, 3), "end": round(self.end_s, 3)}
 
 
 @dataclass(frozen=True)
 class Final:
-    """A finished segment; never changes."""
+    """A finished caption; never changes. Its words are written tokens (or the model's words, raw)."""
 
     segment: int
     words: tuple[Word, ...]
     start_s: float
     end_s: float
+    raw_text: str | None = None  # the model's words, when the words are written form
 
     @property
     def text(self) -> str:
         return " ".join(w.word for w in self.words)
 
+    @property
+    def raw(self) -> str:
+        """The model's own words, lowercase, as scored against a reference."""
+        return self.text if self.raw_text is None else self.raw_text
+
     def to_json(self) -> dict:
-        return {"type": "final", "segment": self.segment, "text": self.text, "start": round(self.start_s, 3),
-                "end": round(self.end_s, 3), "words": [w.to_json() for w in self.words]}
+        return {"type": "final", "segment": self.segment, "text": self.text, "raw": self.raw,
+                "start": round(self.start_s, 3), "end": round(self.end_s, 3),
+                "words": [w.to_json() for w in self.words]}
 
 
 def broken_promises(events) -> list[str]:

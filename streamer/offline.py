@@ -20,6 +20,7 @@ from .events import Final
 from .stream import Recognizer, StreamSettings
 from .vad import VadSettings
 from .windower import CommitSettings
+from .written import TextSettings
 
 OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, window_ms=30_000, min_commit_ms=None, pause_ms=None)
 
@@ -29,11 +30,12 @@ class OfflineSettings:
     vad: VadSettings = VadSettings()
     chunks: CommitSettings = OFFLINE_CHUNKS
     decoder: DecoderSettings = DecoderSettings()
+    text: TextSettings = TextSettings()
 
     def stream_settings(self) -> StreamSettings:
         """A caption per speech segment: no partials, no pause commits, no caption length limit."""
         return StreamSettings(vad=self.vad, window=None, commit=self.chunks, max_caption_s=math.inf,
-                              decoder=self.decoder)
+                              decoder=self.decoder, text=self.text)
 
 
 def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSettings = OfflineSettings(),

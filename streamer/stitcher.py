@@ -101,21 +101,19 @@ class Caption:
         ids, _ = self.frames()
         return bool(self.vocab.text_mask()[ids].any()) if len(ids) else False
 
-    def partial(self, tail_ids: np.ndarray, tail_probs: np.ndarray) -> tuple[str, int]:
-        """Text of the committed frames followed by tail frames, and how many leading characters are
-        committed (stable). Committed frames never change, so the stable text stays a prefix."""
+    def partial(self, tail_ids: np.ndarray, tail_probs: np.ndarray) -> tuple[list[Word], list[Word]]:
+        """Words of the committed frames followed by tail frames, and the committed frames' own words (the
+        stable ones). Committed frames never change, so the stable text stays a prefix of the partial's."""
         if self.decoder is not None:  # beam-searched words, then the tail's (a commit ends between words)
-            stable = words_text(self._words)
-            tail = words_text(words_from_path(tail_ids, tail_probs, self.vocab, self.frame_s))
-            text = f"{stable} {tail}" if stable and tail else stable or tail
-            return text, len(stable)
+            stable = list(self._words)
+            return stable + words_from_path(tail_ids, tail_probs, self.vocab, self.frame_s), stable
         ids, probs = self.frames()
-        stable = words_text(words_from_path(ids, probs, self.vocab, self.frame_s))
-        text = words_text(words_from_path(np.concatenate([ids, tail_ids]), np.concatenate([probs, tail_probs]),
-                                          self.vocab, self.frame_s))
-        if not text.startswith(stable):
-            raise AssertionError(f"stable text {stable!r} is not a prefix of {text!r}")
-        return text, len(stable)
+        stable = words_from_path(ids, probs, self.vocab, self.frame_s)
+        words = words_from_path(np.concatenate([ids, tail_ids]), np.concatenate([probs, tail_probs]),
+                                self.vocab, self.frame_s)
+        if not words_text(words).startswith(words_text(stable)):
+            raise AssertionError(f"stable text {words_text(stable)!r} is not a prefix of {words_text(words)!r}")
+        return words, stable
 
 
 def word_ends(ids: np.ndarray, vocab: Vocabulary) -> np.ndarray:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import SAMPLE_RATE
-from .ctc import best_path
+from .ctc import best_path, words_text
 from .decoder import DecoderSettings, make_decoder
 from .errors import StreamerError
 from .events import Final, Partial
@@ -37,6 +37,7 @@ from .segment import Request, Segment
 from .stitcher import Caption, cut_between_words
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
 from .windower import CommitSettings, Window, WindowSettings, kept_frames
+from .written import CaptionText, TextSettings, make_writer
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class StreamSettings:
     commit: CommitSettings = CommitSettings()  # second pass (stable text, finals)
     max_caption_s: float = 10.0  # in speech without pauses a caption ends at the next word boundary after this
     decoder: DecoderSettings = DecoderSettings()  # greedy, or beam search with a language model (committed text)
+    text: TextSettings = TextSettings()  # written form (digits, capitals, full stops) or the model's raw words
 
     def __post_init__(self) -> None:
         if not self.max_caption_s > 0:
@@ -60,6 +62,7 @@ class Recognizer:
         settings.decoder asks for is made here (None for greedy decoding)."""
         self.model, self.settings = model, settings
         self.decoder = decoder if decoder is not None else make_decoder(model, settings.decoder)
+        self.writer = make_writer(settings.text)
 
     def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
         """A new stream of mono audio at sample_rate (resampled to the model's 16 kHz)."""
@@ -82,6 +85,7 @@ class Stream:
         self.pcm.reset()
         self.gate.reset()
         self._segments: dict[int, Segment] = {}
+        self.text = CaptionText(self.recognizer.writer)
         self._count = 0
         self._dropped_hops = 0  # of segments that are done
 
@@ -198,7 +202,7 @@ class Stream:
         if window.kind == "final" and segment.pauses.voiced_end <= window.keep_from:
             segment.commits.advance(segment.length)  # nothing but silence left: no words to find in it
             self._forget(segment)
-            return self._end_caption(segment, segment.length)
+            return self._end_caption(segment, segment.length, at_pause=True)
         segment.commit, segment.commit_taken = segment.request(window), False
         return []
 
@@ -234,33 +238,40 @@ class Stream:
         long_enough = length_s >= self.settings.max_caption_s
         # a caption that found no word boundary for twice its length holds no speech (music, noise): cut it anyway
         if kind != "commit" or (at_word_boundary and long_enough) or length_s >= 2 * self.settings.max_caption_s:
-            return self._end_caption(segment, cut_sample)
+            return self._end_caption(segment, cut_sample, at_pause=kind != "commit")
         if not caption.has_letters():
             caption.restart_at(cut_sample // segment.stride)  # only silence so far: the caption starts later
         return self._partial(segment)
 
-    def _end_caption(self, segment: Segment, cut_sample: int) -> list:
+    def _end_caption(self, segment: Segment, cut_sample: int, at_pause: bool) -> list:
         """The caption's final (or, when it holds no words, a partial that clears what was shown); the
-        next caption starts at the cut."""
+        next caption starts at the cut. at_pause: it ends at a pause or the end of speech (a sentence may
+        end there), not in running speech."""
         caption = segment.caption
         start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
         end_s = (segment.start_sample + cut_sample) / self._rate
         words = caption.words(start_s)
         segment.caption = caption.successor(cut_sample // segment.stride)
         if words:
-            return [Final(self._number(caption), tuple(words), start_s, end_s)]
+            number = self._number(caption)
+            written, raw = self.text.final(number, words, at_pause)
+            return [Final(number, written, start_s, end_s, raw)]
+        self.text.cleared(caption.number)
         return [Partial(caption.number, "", 0, start_s, end_s)] if caption.shown else []
 
     def _partial(self, segment: Segment) -> list:
         caption = segment.caption
-        text, stable_chars = caption.partial(*segment.track.since(caption.first_frame + caption.n_frames))
-        if text == caption.shown:
+        words, stable = caption.partial(*segment.track.since(caption.first_frame + caption.n_frames))
+        raw = words_text(words)
+        if raw == caption.shown:
             return []
-        caption.shown = text
+        caption.shown = raw
         start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
         end_s = (segment.start_sample + segment.decoded_end) / self._rate
-        number = self._number(caption) if text else caption.number
-        return [Partial(number, text, stable_chars, start_s, max(start_s, end_s))]
+        number = self._number(caption) if raw else caption.number
+        text, stable_chars = self.text.partial(number, words, stable)
+        return [Partial(number, text, stable_chars, start_s, max(start_s, end_s),
+                        None if self.recognizer.writer is None else raw)]
 
     def _number(self, caption: Caption) -> int:
         """Captions are numbered from 0 as they first show text."""

@@ -67,7 +67,7 @@ def test_fifty_viewers_get_the_same_events_in_the_same_order(tiny_nb, ingest):
         assert all(s == sequences[0] for s in sequences)
         kinds = [m["type"] for m in sequences[0]]
         assert kinds[0] == "ready" and kinds[-1] == "end" and kinds.count("final") >= 2 and "partial" in kinds
-        heard = " ".join(m["text"] for m in sequences[0] if m["type"] == "final")
+        heard = " ".join(m["raw"] for m in sequences[0] if m["type"] == "final")
         assert "stortinget" in heard and "regjeringen" in heard
         ends = [times[-1] for _, times in results]
         assert max(ends) - min(ends) < 1.0  # every viewer heard the end at once

@@ -13,6 +13,7 @@ from streamer.metrics import cer, wer
 from streamer.offline import transcribe_array
 from streamer.runner import OnnxModel
 from streamer.stream import Recognizer, StreamSettings
+from streamer.written import TextSettings
 
 from models import synth
 
@@ -37,10 +38,11 @@ def short_speech():
 
 
 def stream_events(model, audio, sizes=(1600,), lazy_every: int = 1, max_caption_s: float = 10.0,
-                  decoder=None) -> list:
+                  decoder=None, written: bool = True) -> list:
     """Blocks of the given sizes (cycled); the requests are run after every lazy_every-th block only, as a
-    busy driver would. decoder: a BeamDecoder (None: greedy)."""
-    stream = Recognizer(model, StreamSettings(max_caption_s=max_caption_s), decoder).stream()
+    busy driver would. decoder: a BeamDecoder (None: greedy). written: the text stage on (else raw words)."""
+    settings = StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))
+    stream = Recognizer(model, settings, decoder).stream()
     events, position, k = [], 0, 0
     while position < len(audio):
         size = sizes[k % len(sizes)]
@@ -59,6 +61,10 @@ def joined_words(events) -> list[dict]:
     return [w for f in finals(events) for w in f["words"]]
 
 
+def raw_words(events) -> list[str]:
+    return [w for f in finals(events) for w in f["raw"].split()]
+
+
 @pytest.fixture(scope="module")
 def beam(model, tiny_nb_lm):
     from streamer.decoder import BeamDecoder, DecoderSettings
@@ -74,10 +80,10 @@ def test_streamed_finals_are_as_accurate_as_offline(model, paused, n_sentences, 
     decoder = request.getfixturevalue("beam") if decoding == "beam" else None
     audio, reference = speech(n_sentences, 0, paused)
     assert 60 * 16000 <= len(audio) <= 90 * 16000
-    offline = " ".join(f.text for f in transcribe_array(audio, model, decoder=decoder))
+    offline = " ".join(f.raw for f in transcribe_array(audio, model, decoder=decoder))
     events = stream_events(model, audio, decoder=decoder)
     assert broken_promises(events) == []
-    streamed = " ".join(f["text"] for f in finals(events))
+    streamed = " ".join(f["raw"] for f in finals(events))
     assert wer([reference], [streamed]) <= 1.03 * wer([reference], [offline]), (streamed, offline)
     assert cer([reference], [streamed]) <= 1.03 * cer([reference], [offline]), (streamed, offline)
     if not paused:  # one speech segment, yet captions come all along, not only at the end
@@ -87,19 +93,22 @@ def test_streamed_finals_are_as_accurate_as_offline(model, paused, n_sentences, 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["paused", "monologue"]), trim=st.integers(0, 3 * 16000),
-       sizes=st.lists(st.integers(1, 24000), min_size=1, max_size=12), lazy_every=st.sampled_from([1, 1, 4, 25]))
+       sizes=st.lists(st.integers(1, 24000), min_size=1, max_size=12), lazy_every=st.sampled_from([1, 1, 4, 25]),
+       written=st.booleans())
 def test_any_split_and_any_driver_give_the_same_finals_and_keep_every_promise(model, short_speech, kind, trim,
-                                                                             sizes, lazy_every):
+                                                                             sizes, lazy_every, written):
     """Random speech (paused or a monologue, from a random point), random block sizes, a driver that runs
-    the requests at once or late: no stable text is ever revised, the finals are those of the audio in
-    one block, and captions cut every ~3 s hold exactly the words of captions cut at 1000 s — no word
-    lost, doubled or split at a cut."""
+    the requests at once or late, written form or raw: no stable text is ever revised, the finals are
+    those of the audio in one block, and captions cut every ~3 s hold exactly the words of captions cut
+    at 1000 s — no word lost, doubled or split at a cut (raw: with the same times)."""
     audio = short_speech[kind][trim:]
-    events = stream_events(model, audio, sizes, lazy_every, max_caption_s=3.0)
+    events = stream_events(model, audio, sizes, lazy_every, max_caption_s=3.0, written=written)
     assert broken_promises(events) == []
-    assert finals(events) == finals(stream_events(model, audio, (len(audio),), max_caption_s=3.0))
-    uncut = stream_events(model, audio, (len(audio),), max_caption_s=1000.0)
-    assert joined_words(events) == joined_words(uncut)
+    assert finals(events) == finals(stream_events(model, audio, (len(audio),), max_caption_s=3.0, written=written))
+    uncut = stream_events(model, audio, (len(audio),), max_caption_s=1000.0, written=written)
+    assert raw_words(events) == raw_words(uncut)
+    if not written:
+        assert joined_words(events) == joined_words(uncut)
     if kind == "monologue":
         assert len(finals(events)) > len(finals(uncut))  # the test did cut captions inside speech
 
@@ -115,7 +124,7 @@ def test_beam_search_keeps_the_same_promises(model, beam, short_speech, kind, tr
     assert broken_promises(events) == []
     assert finals(events) == finals(stream_events(model, audio, (len(audio),), max_caption_s=3.0, decoder=beam))
     uncut = stream_events(model, audio, (len(audio),), max_caption_s=1000.0, decoder=beam)
-    assert [w["word"] for w in joined_words(events)] == [w["word"] for w in joined_words(uncut)]
+    assert raw_words(events) == raw_words(uncut)
 
 
 def test_stable_text_trails_the_speech_by_at_most_a_commit_window(model):

@@ -76,7 +76,7 @@ def test_export_and_stream_when_added_tokens_win_frames(favours_added_tokens, tm
                    "--no-vad")
     assert streamed.returncode == 0, streamed.stderr
     finals = [json.loads(line) for line in streamed.stdout.splitlines() if '"final"' in line]
-    assert finals and all(set(f["text"]) <= set("abcdefghijklmnopqrstuvwxyzåæø ") for f in finals)
+    assert finals and all(set(f["raw"]) <= set("abcdefghijklmnopqrstuvwxyzåæø ") for f in finals)
     assert "<" not in streamed.stdout and ">" not in streamed.stdout
 
 

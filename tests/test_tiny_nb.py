@@ -52,7 +52,7 @@ def test_cli_transcribes_an_unseen_espeak_sentence(tmp_path):
 
 
 def test_unseen_sentences_have_small_error(model, clips):
-    hypotheses = [" ".join(s.text for s in transcribe_array(audio, model)) for audio in clips]
+    hypotheses = [" ".join(s.raw for s in transcribe_array(audio, model)) for audio in clips]
     assert cer(UNSEEN, hypotheses) <= 0.12, hypotheses
     assert wer(UNSEEN, hypotheses) <= 0.5, hypotheses
 
@@ -61,13 +61,13 @@ def test_streamed_finals_spell_what_offline_spells(model, clips):
     """Unseen sentences with pauses between them, default streaming settings: the finals are offline's
     words (each sentence one pass in both), give or take a letter."""
     audio = np.concatenate([silence(0.5)] + [np.concatenate([c, silence(1.0)]) for c in clips])
-    offline = " ".join(f.text for f in transcribe_array(audio, model))
+    offline = " ".join(f.raw for f in transcribe_array(audio, model))
     stream = Recognizer(model).stream()
     events = []
     for start in range(0, len(audio), 1600):
         events += stream.accept(audio[start : start + 1600])
     events += stream.finish()
-    streamed = " ".join(e.text for e in events if isinstance(e, Final))
+    streamed = " ".join(e.raw for e in events if isinstance(e, Final))
     assert cer([offline], [streamed]) <= 0.03
     reference = " ".join(UNSEEN)
     assert cer([reference], [streamed]) <= cer([reference], [offline]) * 1.03 + 0.01
