@@ -140,10 +140,10 @@ class Segment:
         return Request(self.index, window, self.audio.slice(window.start_sample, window.end_sample),
                        self.audio.stats(window.end_sample))
 
-    def urgency(self) -> int | None:
+    def urgency(self, commits: bool = True) -> int | None:
         """0: a commit that may end a caption waits; 1: a partial is due; 2: a commit in running speech
-        waits; None: nothing to run (see Stream.next_request)."""
-        ready = self.commit is not None and not self.commit_taken
+        waits; None: nothing to run (see Stream.next_request). commits=False: partials only."""
+        ready = commits and self.commit is not None and not self.commit_taken
         if ready and self.commit.window.kind != "commit":
             return 0
         if self.partials is not None and not self.ended and self.partials.due(self.length) > 0:

@@ -62,7 +62,7 @@ class Recognizer:
         settings.decoder asks for is made here (None for greedy decoding)."""
         self.model, self.settings = model, settings
         self.decoder = decoder if decoder is not None else make_decoder(model, settings.decoder)
-        self.writer = make_writer(settings.text)
+        self.writer = make_writer(settings.text, settings.decoder.hotwords)
 
     def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
         """A new stream of mono audio at sample_rate (resampled to the model's 16 kHz)."""
@@ -124,9 +124,10 @@ class Stream:
 
     def next_request(self) -> Request | None:
         """The most urgent model run: a commit that may end a caption, then the partial pass, then a commit
-        in running speech; older segments first among equals. None when nothing waits."""
+        in running speech; older segments first among equals, and commits of the oldest segment only (a
+        newer one's wait until it is done). None when nothing waits."""
         while (level := self.urgency()) is not None:
-            segment = min((s for s in self._segments.values() if s.urgency() == level), key=lambda s: s.index)
+            segment = min((s for s in self._segments.values() if self._urgency(s) == level), key=lambda s: s.index)
             if level != 1:
                 return self._take_commit(segment)
             if (partial := segment.next_partial()) is not None:
@@ -136,8 +137,13 @@ class Stream:
     def urgency(self) -> int | None:
         """How urgent this stream's next request is, without taking it: 0 (it may end a caption),
         1 (a partial), 2 (a commit in running speech), or None when it has nothing to run."""
-        levels = [u for s in self._segments.values() if (u := s.urgency()) is not None]
+        levels = [u for s in self._segments.values() if (u := self._urgency(s)) is not None]
         return min(levels, default=None)
+
+    def _urgency(self, segment: Segment) -> int | None:
+        """Commits come from the oldest segment only, so captions end in the order they were spoken even
+        when a driver runs requests late; a newer segment's partials go on meanwhile."""
+        return segment.urgency(commits=segment.index == min(self._segments))
 
     def lag_s(self) -> float:
         """How far the committed text trails the audio received (seconds): a driver that cannot keep up

@@ -104,6 +104,8 @@ def test_any_split_and_any_driver_give_the_same_finals_and_keep_every_promise(mo
     audio = short_speech[kind][trim:]
     events = stream_events(model, audio, sizes, lazy_every, max_caption_s=3.0, written=written)
     assert broken_promises(events) == []
+    starts = [f["start"] for f in finals(events)]
+    assert starts == sorted(starts), "captions end in the order they were spoken"
     assert finals(events) == finals(stream_events(model, audio, (len(audio),), max_caption_s=3.0, written=written))
     uncut = stream_events(model, audio, (len(audio),), max_caption_s=1000.0, written=written)
     assert raw_words(events) == raw_words(uncut)

@@ -73,6 +73,19 @@ def test_segments_come_in_order_with_stream_times(model, tmp_path):
         assert all(segment.start_s <= w.start_s < w.end_s <= segment.end_s for w in segment.words)
 
 
+def test_a_long_segment_in_chunks_ends_before_the_short_one_after_it(model, tmp_path):
+    """A segment that needs several chunks, then a short one, all in one block: the finals come in the
+    order they were spoken (the short one's single pass may not overtake the long one's chunks)."""
+    long = read_audio(str(espeak("Stortingets møte er lovlig satt og vi går videre til dagens kart med saker fra "
+                                 "komiteen for finans og økonomi", tmp_path / "long.wav")))
+    short = read_audio(str(espeak("Takk.", tmp_path / "short.wav")))
+    audio = np.concatenate([silence(0.5), long, silence(1.5), short, silence(1.5), short, silence(0.5)])
+    settings = replace(OfflineSettings(), chunks=replace(OFFLINE_CHUNKS, window_ms=3000, left_ms=500, right_ms=500))
+    segments = transcribe_array(audio, model, settings)
+    assert len(segments) == 3 and len(long) > 3 * 16000
+    assert [s.start_s for s in segments] == sorted(s.start_s for s in segments)
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "streamer.cli", *args], capture_output=True, text=True, timeout=300)
 
