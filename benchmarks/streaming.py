@@ -16,7 +16,10 @@ the share of words that differ between them (word edit distance over the offline
 partial latency (end of a word → the first partial that covers it), final latency (end of a final's
 last word → the final), stable lag (end of a word → the moment it is inside a partial's stable
 prefix or a final), p50 and p95; compute = streaming compute / offline compute on the same audio;
-real-time factor; peak resident memory. Every run also checks that stable text is never revised.
+real-time factor; peak resident memory; the text stage's time per final and per partial (written form:
+digits, capitals, full stops). The default is replayed once more with raw words on the same model times
+(logits and model time reused), so the difference in final latency is the text stage's own cost.
+Every run also checks that stable text is never revised.
 Word ends come from tiny-nb's offline transcript, so the random-weight XLS-R model is timed against
 real word timing. A last table shows how much offline differs from itself when only its chunk
 length changes, so the "words ≠" figure can be read.
@@ -43,8 +46,10 @@ from streamer.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array
 from streamer.runner import OnnxModel
 from streamer.stream import Recognizer, StreamSettings
 from streamer.windower import WindowSettings
+from streamer.written import TextSettings
 
 BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
+RAW = "raw words (no text stage)"
 DEFAULT = StreamSettings()
 SETTINGS = {  # name → settings; the first is the library's default
     "default": DEFAULT,
@@ -78,9 +83,36 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def replay(recognizer: Recognizer, audio: np.ndarray, paced: bool) -> dict:
-    """Feed 100 ms blocks; run the stream's requests one by one; stamp each event when its request ends."""
+class TextStageTimer:
+    """Time spent in a stream's text stage (written form of partials and finals), and how many calls."""
+
+    def __init__(self, stream):
+        self.seconds = {"partial": 0.0, "final": 0.0}
+        self.calls = {"partial": 0, "final": 0}
+        for kind in self.seconds:
+            setattr(stream.text, kind, self._timed(kind, getattr(stream.text, kind)))
+
+    def _timed(self, kind: str, method):
+        def timed(*args):
+            began = time.perf_counter()
+            try:
+                return method(*args)
+            finally:
+                self.seconds[kind] += time.perf_counter() - began
+                self.calls[kind] += 1
+        return timed
+
+    def ms_per_call(self, kind: str) -> float:
+        return 1000 * self.seconds[kind] / max(1, self.calls[kind])
+
+
+def replay(recognizer: Recognizer, audio: np.ndarray, paced: bool, model_runs: dict | None = None) -> dict:
+    """Feed 100 ms blocks; run the stream's requests one by one; stamp each event when its request ends.
+    The clock advances by each request's model time and by the stream's own work on the result (stitching,
+    the text stage). model_runs: logits and model time by request, filled by one replay and reused by
+    another, so two replays that differ only after the model see the same model times."""
     stream, clock, compute, peak = recognizer.stream(), 0.0, 0.0, rss_mb()
+    timer = TextStageTimer(stream)
     stamped, start_wall = [], time.perf_counter()
     for k, first in enumerate(list(range(0, len(audio), BLOCK_SAMPLES)) + [None]):
         arrival = min(len(audio), (k + 1) * BLOCK_SAMPLES) / 16000
@@ -91,14 +123,22 @@ def replay(recognizer: Recognizer, audio: np.ndarray, paced: bool) -> dict:
         events = stream.feed(audio[first : first + BLOCK_SAMPLES]) if first is not None else stream.end()
         stamped += [(now(), e) for e in events]
         while (request := stream.next_request()) is not None:
-            began = time.perf_counter()
-            logits = recognizer.logits(request)
-            spent = time.perf_counter() - began
+            key = (request.segment, request.window.start_sample, request.window.end_sample, request.window.kind)
+            if model_runs is not None and key in model_runs and not paced:
+                logits, spent = model_runs[key]
+            else:
+                began = time.perf_counter()
+                logits = recognizer.logits(request)
+                spent = time.perf_counter() - began
+                if model_runs is not None:
+                    model_runs[key] = (logits, spent)
             compute += spent
-            clock += spent
-            stamped += [(now(), e) for e in stream.deliver(request, logits)]
+            began = time.perf_counter()
+            events = stream.deliver(request, logits)
+            clock += spent + (time.perf_counter() - began)
+            stamped += [(now(), e) for e in events]
         peak = max(peak, rss_mb())
-    return {"events": stamped, "compute_s": compute, "peak_rss_mb": peak}
+    return {"events": stamped, "compute_s": compute, "peak_rss_mb": peak, "text": timer}
 
 
 def latencies(stamped: list, word_ends_s: list[float]) -> dict[str, list[float]]:
@@ -144,8 +184,10 @@ def offline_run(model: OnnxModel, audio: np.ndarray) -> tuple[str, float]:
     return text, time.perf_counter() - began
 
 
-def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSettings, paced: bool = False) -> dict:
-    result = replay(Recognizer(model, settings), speech["audio"], paced)
+def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSettings, paced: bool = False,
+                model_runs: dict | None = None) -> dict:
+    result = replay(Recognizer(model, settings), speech["audio"], paced, model_runs)
+    timer = result["text"]
     broken = broken_promises([event for _, event in result["events"]])
     if broken:
         raise AssertionError(f"{name}: {broken[0]}")
@@ -166,6 +208,8 @@ def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSetti
         "compute": result["compute_s"] / offline["compute_s"],
         "rtf": result["compute_s"] / (len(speech["audio"]) / 16000), "peak_rss_mb": result["peak_rss_mb"],
         "finals": len(finals),
+        "text_ms_final": timer.ms_per_call("final") if settings.text.written else None,
+        "text_ms_partial": timer.ms_per_call("partial") if settings.text.written else None,
     }
 
 
@@ -175,7 +219,8 @@ COLUMNS = [("model", "model", ""), ("speech", "speech", ""), ("setting", "settin
            ("partial_p50", "partial p50", ".2f"), ("partial_p95", "p95", ".2f"),
            ("final_p50", "final p50", ".2f"), ("final_p95", "p95", ".2f"),
            ("stable_p50", "stable p50", ".2f"), ("stable_p95", "p95", ".2f"),
-           ("compute", "compute ×off", ".2f"), ("rtf", "RTF", ".3f"), ("peak_rss_mb", "peak MB", ".0f")]
+           ("compute", "compute ×off", ".2f"), ("rtf", "RTF", ".3f"), ("peak_rss_mb", "peak MB", ".0f"),
+           ("text_ms_final", "text ms/final", ".2f"), ("text_ms_partial", "ms/partial", ".2f")]
 
 
 def show(rows: list[dict]) -> str:
@@ -226,20 +271,42 @@ def main() -> None:
     rows = []
     for model in models:
         for speech in speeches:
+            model_runs: dict = {}
             for name in chosen:
-                rows.append(run_setting(model, speech, name, SETTINGS[name]))
+                rows.append(run_setting(model, speech, name, SETTINGS[name], model_runs=model_runs if name == names[0] else None))
+                print(show(rows[-1:]).splitlines()[-1], flush=True)
+            if names[0] in chosen:  # the text stage's cost: the default again with raw words, on the same model times
+                rows.append(run_setting(model, speech, RAW, dataclasses.replace(DEFAULT, text=TextSettings(written=False)),
+                                        model_runs=model_runs))
                 print(show(rows[-1:]).splitlines()[-1], flush=True)
             if args.wall:
                 rows.append(run_setting(model, speech, names[0], SETTINGS[names[0]], paced=True))
     print(f"\n{cpu_name()}\n" + show(rows))
+    text_cost = text_stage_cost(rows)
+    print("\ntext stage: final latency p50 of the default (written form) minus the same replay with raw words, "
+          "on the same model times:\n" + table(text_cost, [("model", "model", ""), ("speech", "speech", ""),
+                                                          ("final_p50_delta_ms", "Δ final p50 ms", ".2f"),
+                                                          ("text_ms_final", "text ms/final", ".2f"),
+                                                          ("text_ms_partial", "ms/partial", ".2f")]))
     self_rows = [r for s in speeches for r in offline_self_difference(models[0], s)]
     print("\noffline against itself (" + models[0].manifest["source"].split("/")[-1] + "):")
     print(table(self_rows, [("speech", "speech", ""), ("chunks", "offline chunks", ""), ("wer", "WER", ".3f"),
                             ("cer", "CER", ".4f"), ("words_differ", "words ≠ 30 s chunks", ".1%")]))
     path = write_json("streaming", {"block_samples": BLOCK_SAMPLES, "sentences": args.sentences,
                                     "audio_s": {s["kind"]: len(s["audio"]) / 16000 for s in speeches},
-                                    "rows": rows, "offline_self": self_rows})
+                                    "rows": rows, "offline_self": self_rows, "text_stage": text_cost})
     print(f"wrote {path}")
+
+
+def text_stage_cost(rows: list[dict]) -> list[dict]:
+    out = []
+    for raw in [r for r in rows if r["setting"] == RAW]:
+        written = next(r for r in rows if r["model"] == raw["model"] and r["speech"] == raw["speech"]
+                       and r["setting"] == "default")
+        out.append({"model": raw["model"], "speech": raw["speech"],
+                    "final_p50_delta_ms": 1000 * (written["final_p50"] - raw["final_p50"]),
+                    "text_ms_final": written["text_ms_final"], "text_ms_partial": written["text_ms_partial"]})
+    return out
 
 
 def default_tiny() -> Path:

@@ -132,15 +132,12 @@ def add_text_options(parser: argparse.ArgumentParser) -> None:
 
 
 def text_settings(args: argparse.Namespace):
-    from .decoder import read_hotwords
     from .lexicon import read_forms_file
     from .written import TextSettings
 
     if args.raw and args.names:
         raise StreamerError("--names is for the written form: leave out --raw")
-    hotwords = [phrase for phrase, _ in read_hotwords(args.hotwords)] if args.hotwords else []
-    names = tuple(read_forms_file(args.names) if args.names else []) + tuple(p for p in hotwords if p != p.lower())
-    return TextSettings(written=not args.raw, names=names)
+    return TextSettings(written=not args.raw, names=tuple(read_forms_file(args.names) if args.names else []))
 
 
 def decoder_settings(args: argparse.Namespace):

@@ -196,7 +196,7 @@ def _longest(parser: _Parser, pieces, i: int, k: int, words, word_start, word_en
 def _with_fraction(parser: _Parser, number: Number, after: int, words, word_start, word_end) -> Number | None:
     """cardinal komma (DIGIT DIGIT … | small): the decimal, or None. The longer reading wins; a tie
     reads digits ("komma to fem" is ,25 and so is "komma tjuefem")."""
-    if number.scale or parser.at(after) != f"\0{COMMA}" or after + 1 not in word_start:
+    if parser.at(after) != f"\0{COMMA}" or after + 1 not in word_start:
         return None
     digits, i = "", after + 1
     while i in word_start and i + 1 in word_end and parser.at(i) in UNITS and parser.at(i) not in ("et", "ei"):

@@ -50,9 +50,10 @@ class CaptionSink:
             words: list[Word] = [w for f in self.finals for w in f.words]
             self._write(json.dumps({
                 "text": " ".join(f.text for f in self.finals),
+                "raw": " ".join(f.raw for f in self.finals),
                 "words": [w.to_json() for w in words],
                 "duration": round(duration_s, 3),
-                "segments": [{"start": round(f.start_s, 3), "end": round(f.end_s, 3), "text": f.text}
+                "segments": [{"start": round(f.start_s, 3), "end": round(f.end_s, 3), "text": f.text, "raw": f.raw}
                              for f in self.finals],
             }, ensure_ascii=False, indent=1) + "\n")
 

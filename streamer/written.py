@@ -39,8 +39,9 @@ PERCENT, PARAGRAPH, COMMA = "prosent", "paragraf", "komma"
 PAIRING = frozenset({"mot", "og", "til", "eller"})  # "68 mot 9", "mellom 5 og 20", "fra 9 til 15"
 CLOCK = frozenset({"klokka", "klokken", "kl"})
 CONTEXT = UNITS | MONTHS | CLOCK | PAIRING | {PERCENT, PARAGRAPH, COMMA, "mellom"}
-NO_SENTENCE_END = frozenset("og men eller for fordi at som hvis mens enn en ei et å".split())
+NO_SENTENCE_END = frozenset("og men eller fordi at som hvis mens enn en ei et å".split())
 WORD_SCALES = {"million": 10**6, "millioner": 10**6, "milliard": 10**9, "milliarder": 10**9}
+NUMBER_GOES_ON = frozenset({COMMA, PARAGRAPH} | CLOCK)  # a number must follow these: a pause after them is inside one
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,13 @@ class TextSettings:
     builtin_names: bool = True  # the parliament list in streamer/data/names_nb.txt
 
 
-def make_writer(settings: TextSettings) -> "Writer | None":
-    """The writer the settings ask for (None: raw text)."""
+def make_writer(settings: TextSettings, hotwords=()) -> "Writer | None":
+    """The writer the settings ask for (None: raw text). hotwords: the beam decoder's (phrase, weight)
+    pairs; a phrase written with capitals is a name too."""
     if not settings.written:
         return None
-    return Writer(Lexicon.of((builtin_forms() if settings.builtin_names else []) + list(settings.names)))
+    names = [phrase for phrase, _ in hotwords if phrase != phrase.lower()] + list(settings.names)
+    return Writer(Lexicon.of((builtin_forms() if settings.builtin_names else []) + names))
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,10 @@ def joins(word: str) -> bool:
     return word in CONTEXT or morphemes(word) is not None
 
 
-def ends_sentence(words: list[str], at_pause: bool) -> bool:
-    return at_pause and bool(words) and words[-1] not in NO_SENTENCE_END
+def ends_sentence(tokens: list[Token], raw: list[str], at_pause: bool) -> bool:
+    """At a pause, unless the last word cannot end a sentence ("at", "og", an article; "en" as a number can)
+    or must go on after it ("tre komma | fem", "paragraf | tolv"; "og" is a conjunction anyway)."""
+    return at_pause and bool(tokens) and tokens[-1].text.lower() not in NO_SENTENCE_END and raw[-1] not in NUMBER_GOES_ON
 
 
 def with_full_stop(tokens: list[Token]) -> list[Token]:
@@ -280,13 +285,13 @@ class CaptionText:
         """The final's words (written tokens) and its raw text (None when the words are raw already)."""
         raw = [w.word for w in words]
         start = self.sentence_start(number)
-        self._close(number, ends_sentence(raw, at_pause))
         if self.writer is None:
+            self._close(number, None)
             return tuple(words), None
         tokens = self.writer.tokens(raw, True if start is None else start)
-        if ends_sentence(raw, at_pause):
-            tokens = with_full_stop(tokens)
-        return token_words(tokens, words), " ".join(raw)
+        ended = ends_sentence(tokens, raw, at_pause) and self.writer.lexicon.open_from(raw) == len(raw)  # nor in a name
+        self._close(number, ended)
+        return token_words(with_full_stop(tokens) if ended else tokens, words), " ".join(raw)
 
     def cleared(self, number: int | None) -> None:
         """A caption that ended with no words."""
