@@ -194,13 +194,12 @@ class Writer:
     @staticmethod
     def _stays_words(words, numbers, number: Number) -> bool:
         """A small number in running text, unless it is paired with a number in digits ("9 mot 68")."""
-        small = number.value <= 12 or words[number.start : number.end] in (["hundre"], ["tusen"])
-        if not small:
+        if not _small(words, number):
             return False
         right = numbers[number.end + 1] if number.end + 1 < len(words) and words[number.end] in PAIRING else None
         left = [n for n in numbers[: max(0, number.start - 1)] if n is not None and n.end == number.start - 1]
         facing = ([right] if right else []) + (left[:1] if number.start and words[number.start - 1] in PAIRING else [])
-        return not any(n.kind == "cardinal" and n.value > 12 for n in facing)
+        return not any(n.kind == "cardinal" and not _small(words, n) for n in facing)
 
     def _name(self, words, i) -> list[Token] | None:
         match = self.lexicon.match(words, i)
@@ -210,6 +209,11 @@ class Writer:
         if len(forms) == end - i:
             return [Token(form, i + k, i + k + 1) for k, form in enumerate(forms)]
         return [Token(" ".join(forms), i, end)]
+
+
+def _small(words: list[str], number: Number) -> bool:
+    """Up to twelve, or a bare "hundre" or "tusen": words in running text."""
+    return number.value <= 12 or words[number.start : number.end] in (["hundre"], ["tusen"])
 
 
 def _single(word: str) -> int | None:
