@@ -79,8 +79,9 @@ def morphemes(word: str) -> tuple[str, ...] | None:
 class _Parser:
     """Every reading of the morpheme sequence from a position, by nonterminal, memoized."""
 
-    def __init__(self, pieces: list[str], old_form: bool = True):
-        self.pieces, self.old_form, self._memo = pieces, old_form, {}
+    def __init__(self, pieces: list[str], word_starts: set[int], old_form: bool = True, tjue_years: bool = True):
+        self.pieces, self.word_starts, self._memo = pieces, word_starts, {}
+        self.old_form, self.tjue_years = old_form, tjue_years
 
     def at(self, i: int) -> str | None:
         return self.pieces[i] if i < len(self.pieces) else None
@@ -106,10 +107,10 @@ class _Parser:
             if not tens.ordinal:
                 out += [_Reading(u.end, tens.value + u.value, u.ordinal) for u in
                         self.word(tens.end, UNITS) + self.word(tens.end, ORDINAL_UNITS, True) if u.value > 0]
-        if self.old_form:  # "en og tjue" = 21
-            for unit in self.word(i, UNITS):
-                if unit.value > 0 and self.at(unit.end) == CONNECTOR:
-                    out += [_Reading(t.end, t.value + unit.value, t.ordinal)
+        for unit in self.word(i, UNITS):  # "en og tjue" = 21; spaced only where old_form allows it
+            spaced = unit.end in self.word_starts or unit.end + 1 in self.word_starts
+            if unit.value > 0 and self.at(unit.end) == CONNECTOR and (self.old_form or not spaced):
+                out += [_Reading(t.end, t.value + unit.value, t.ordinal)
                             for t in self.word(unit.end + 1, TENS) + self.word(unit.end + 1, ORDINAL_TENS, True)]
         return out
 
@@ -150,7 +151,7 @@ class _Parser:
 
     def year(self, i: int) -> list[_Reading]:
         century = self.at(i)
-        if century not in YEAR_CENTURIES:
+        if century not in YEAR_CENTURIES or (century == "tjue" and not self.tjue_years):
             return []
         base = YEAR_CENTURIES[century] * 100
         out = [_Reading(r.end, base + r.value, False) for r in self.small(i + 1) if r.value >= 10 and not r.ordinal]
@@ -159,9 +160,10 @@ class _Parser:
         return out
 
 
-def read_numbers(words: list[str], old_form: bool = True) -> list[Number | None]:
+def read_numbers(words: list[str], old_form: bool = True, tjue_years: bool = True) -> list[Number | None]:
     """For each word position, the longest number that starts there (None where none does). Decimals
-    ("tre komma fem") span the comma. old_form=False reads "fem og tjue" as two numbers."""
+    ("tre komma fem") span the comma. old_form=False reads "fem og tjue" as two numbers (one word
+    "femogtjue" is still 25); tjue_years=False reads "tjue tretti" as two numbers, not the year 2030."""
     pieces: list[str] = []
     word_start: dict[int, int] = {}  # morpheme index → word index, at word starts
     word_end: dict[int, int] = {}  # morpheme index after a word → its word index + 1
@@ -170,7 +172,7 @@ def read_numbers(words: list[str], old_form: bool = True) -> list[Number | None]
         word_start[len(pieces)] = k
         pieces += list(split) if split is not None else [f"\0{word}"]  # a word of no number: matches nothing
         word_end[len(pieces)] = k + 1
-    parser = _Parser(pieces, old_form)
+    parser = _Parser(pieces, set(word_start), old_form, tjue_years)
     out: list[Number | None] = [None] * len(words)
     for i, k in word_start.items():
         out[k] = _longest(parser, pieces, i, k, words, word_start, word_end)

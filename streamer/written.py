@@ -25,7 +25,7 @@ their tokens as stable: a number still being spoken stays unstable until it is c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .ctc import Word
 from .lexicon import Lexicon, builtin_forms
@@ -36,12 +36,16 @@ MONTHS = frozenset("januar februar mars april mai juni juli august september okt
 MONEY = frozenset({"kroner", "krone"})
 UNITS = MONEY | {"øre", "prosentpoeng", "euro", "dollar"}  # a number before one of these is written in digits
 PERCENT, PARAGRAPH, COMMA = "prosent", "paragraf", "komma"
-PAIRING = frozenset({"mot", "og", "til", "eller"})  # "68 mot 9", "mellom 5 og 20", "fra 9 til 15"
+PAIRING = frozenset({"mot", "og", "til", "eller", "av"})  # "68 mot 9", "mellom 5 og 20", "fra 9 til 15", "12 av 15"
 CLOCK = frozenset({"klokka", "klokken", "kl"})
-CONTEXT = UNITS | MONTHS | CLOCK | PAIRING | {PERCENT, PARAGRAPH, COMMA, "mellom"}
+CLOCK_RELATIVE = frozenset({"på", "over", "halv", "kvart"})  # "klokka ti på ni": relative to the hour
+CONTEXT = UNITS | MONTHS | CLOCK | PAIRING | CLOCK_RELATIVE | {PERCENT, PARAGRAPH, COMMA, "mellom"}
 NO_SENTENCE_END = frozenset("og men eller fordi at som hvis mens enn en ei et å".split())
 WORD_SCALES = {"million": 10**6, "millioner": 10**6, "milliard": 10**9, "milliarder": 10**9}
-NUMBER_GOES_ON = frozenset({COMMA, PARAGRAPH} | CLOCK)  # a number must follow these: a pause after them is inside one
+NUMBER_GOES_ON = frozenset({COMMA, PARAGRAPH} | CLOCK)
+QUANTIFIERS = frozenset({"flere", "noen", "mange", "par", "få", "hundrevis", "tusenvis"})
+YEAR_CONTEXT = MONTHS | {"i", "år", "året", "for", "fra", "til", "siden", "innen", "før", "etter", "høsten", "våren",
+                         "sommeren", "vinteren", "budsjettet", "statsbudsjettet", "utgangen", "starten"}  # a number must follow these: a pause after them is inside one
 
 
 @dataclass(frozen=True)
@@ -122,10 +126,16 @@ class Writer:
     # ---- the constructions, each (tokens) or None
     @staticmethod
     def _numbers(words: list[str]) -> list[Number | None]:
+        """The longest number at each word, read in its context: after "mellom" "fem og tjue" is 5 and 20,
+        not the old form of 25; "tjue tretti" is the year 2030 only after a word that announces a year."""
         numbers = read_numbers(words)
-        if "mellom" in words:  # "mellom fem og tjue" is 5 and 20, not the old form of 25
+        if "mellom" in words:
             plain = read_numbers(words, old_form=False)
             numbers = [plain[k] if k and words[k - 1] == "mellom" else n for k, n in enumerate(numbers)]
+        if "tjue" in words:
+            counts = read_numbers(words, tjue_years=False)
+            numbers = [counts[k] if words[k] == "tjue" and (not k or words[k - 1] not in YEAR_CONTEXT) else n
+                       for k, n in enumerate(numbers)]
         return numbers
 
     @staticmethod
@@ -137,23 +147,33 @@ class Writer:
 
     @staticmethod
     def _clock(words, i) -> list[Token] | None:
-        if words[i] not in CLOCK or i + 1 >= len(words):
+        """klokka H [MM]: "klokka fjorten tretti fem" → kl. 14.35. Spoken times relative to the hour ("ti
+        på ni", "fem over halv tre") stay words."""
+        if words[i] not in CLOCK:
             return None
-        hour = _single(words[i + 1])
-        if hour is None or hour > 24:
+        hour, at = _cardinal_at(words, i + 1, 0, 24)
+        if hour is None or (at < len(words) and words[at] in CLOCK_RELATIVE):
             return None
-        rest = words[i + 2 : i + 4]
-        if len(rest) == 2 and rest[0] == "null" and (minute := _single(rest[1])) is not None and minute < 10:
-            return [Token(f"kl.{NBSP}{hour}.{minute:02d}", i, i + 4)]
-        if rest and (minute := _single(rest[0])) is not None and 10 <= minute < 60:
-            return [Token(f"kl.{NBSP}{hour}.{minute:02d}", i, i + 3)]
-        return [Token(f"kl.{NBSP}{hour}", i, i + 2)]
+        if words[at : at + 1] == ["null"]:
+            minute, end = _cardinal_at(words, at + 1, 0, 9, max_words=1)
+        else:
+            minute, end = _cardinal_at(words, at, 10, 59)
+        if minute is None:
+            return [Token(f"kl.{NBSP}{hour}", i, at)]
+        return [Token(f"kl.{NBSP}{hour}.{minute:02d}", i, end)]
 
     @staticmethod
     def _date(words, numbers, i) -> list[Token] | None:
+        """DAY MONTH [YEAR], the day spoken as an ordinal ("første") or a number ("sytten mai"); a day paired
+        with a date is one too ("første og andre januar" → 1. og 2. januar)."""
         day = numbers[i]
-        if day is None or day.kind != "ordinal" or not 1 <= day.value <= 31 or day.end >= len(words) \
-                or words[day.end] not in MONTHS:
+        if day is None or day.kind not in ("ordinal", "cardinal") or not 1 <= day.value <= 31 or day.end >= len(words):
+            return None
+        if words[day.end] in PAIRING and day.kind == "ordinal" and day.end + 1 < len(words):
+            other = numbers[day.end + 1]
+            if other is not None and other.kind == "ordinal" and _date_follows(words, numbers, day.end + 1):
+                return [Token(f"{day.value}.", i, day.end)]
+        if words[day.end] not in MONTHS:
             return None
         out = [Token(f"{day.value}.", i, day.end), Token(words[day.end], day.end, day.end + 1)]
         year = numbers[day.end + 1] if day.end + 1 < len(words) else None
@@ -170,14 +190,19 @@ class Writer:
             return [Token(str(number.value), i, number.end)]
         if number.kind == "ordinal":
             return None if number.value <= 12 else [Token(f"{grouped(number.value)}.", i, number.end)]
+        if i and words[i - 1] in QUANTIFIERS and words[i] in ("hundre", "tusen"):
+            return None  # "flere hundre millioner kroner": no number to write
         text = f"{grouped(number.value)},{number.fraction}" if number.kind == "decimal" else digits(number)
+        if number.kind == "decimal" and after in WORD_SCALES:
+            text, after, number = f"{text}{NBSP}{after}", words[number.end + 1] if number.end + 1 < len(words) else None, \
+                replace(number, end=number.end + 1)
         if after == PERCENT:
             return [Token(f"{text}{NBSP}%", i, number.end + 1)]
         if after in MONEY and number.kind == "cardinal" and (money := self._kroner_og_ore(words, numbers, number)):
             return money
-        if number.kind == "decimal" and after in WORD_SCALES:
+        if after in UNITS:  # a number and its unit on one line
             return [Token(f"{text}{NBSP}{after}", i, number.end + 1)]
-        if number.kind == "decimal" or after in UNITS or not self._stays_words(words, numbers, number):
+        if number.kind == "decimal" or not self._stays_words(words, numbers, number):
             return [Token(text, i, number.end)]
         return None
 
@@ -194,12 +219,12 @@ class Writer:
     @staticmethod
     def _stays_words(words, numbers, number: Number) -> bool:
         """A small number in running text, unless it is paired with a number in digits ("9 mot 68")."""
-        if not _small(words, number):
+        if not _small(words, number) or (number.end < len(words) and words[number.end] in UNITS | {PERCENT}):
             return False
         right = numbers[number.end + 1] if number.end + 1 < len(words) and words[number.end] in PAIRING else None
         left = [n for n in numbers[: max(0, number.start - 1)] if n is not None and n.end == number.start - 1]
         facing = ([right] if right else []) + (left[:1] if number.start and words[number.start - 1] in PAIRING else [])
-        return not any(n.kind == "cardinal" and not _small(words, n) for n in facing)
+        return not any(n.kind == "cardinal" and _in_digits(words, n) for n in facing)
 
     def _name(self, words, i) -> list[Token] | None:
         match = self.lexicon.match(words, i)
@@ -211,15 +236,30 @@ class Writer:
         return [Token(" ".join(forms), i, end)]
 
 
+def _in_digits(words: list[str], number: Number) -> bool:
+    """Whether a number is written in digits whatever its size: large, before a unit, after "paragraf"."""
+    return not _small(words, number) or (number.end < len(words) and words[number.end] in UNITS | {PERCENT}) \
+        or (number.start > 0 and words[number.start - 1] == PARAGRAPH)
+
+
+def _cardinal_at(words: list[str], start: int, lo: int, hi: int, max_words: int = 2) -> tuple[int | None, int]:
+    """The cardinal lo..hi spelled by the longest run of at most max_words words from start, and where it
+    ends; (None, start) when there is none."""
+    for n in range(min(max_words, len(words) - start), 0, -1):
+        number = read_numbers(words[start : start + n], tjue_years=False)[0]
+        if number is not None and number.kind == "cardinal" and number.end == n and lo <= number.value <= hi:
+            return number.value, start + n
+    return None, start
+
+
+def _date_follows(words: list[str], numbers: list[Number | None], i: int) -> bool:
+    day = numbers[i]
+    return day is not None and day.end < len(words) and words[day.end] in MONTHS and 1 <= day.value <= 31
+
+
 def _small(words: list[str], number: Number) -> bool:
     """Up to twelve, or a bare "hundre" or "tusen": words in running text."""
     return number.value <= 12 or words[number.start : number.end] in (["hundre"], ["tusen"])
-
-
-def _single(word: str) -> int | None:
-    """The value of one word that is a cardinal number by itself, or None."""
-    number = read_numbers([word])[0]
-    return number.value if number is not None and number.kind == "cardinal" else None
 
 
 def joins(word: str) -> bool:
@@ -230,7 +270,9 @@ def joins(word: str) -> bool:
 def ends_sentence(tokens: list[Token], raw: list[str], at_pause: bool) -> bool:
     """At a pause, unless the last word cannot end a sentence ("at", "og", an article; "en" as a number can)
     or must go on after it ("tre komma | fem", "paragraf | tolv"; "og" is a conjunction anyway)."""
-    return at_pause and bool(tokens) and tokens[-1].text.lower() not in NO_SENTENCE_END and raw[-1] not in NUMBER_GOES_ON
+    last = tokens[-1].text.lower() if tokens else ""
+    counted = last in ("en", "ei", "et") and len(raw) >= 3 and raw[-2] in PAIRING and morphemes(raw[-3]) is not None
+    return at_pause and bool(tokens) and (last not in NO_SENTENCE_END or counted) and raw[-1] not in NUMBER_GOES_ON
 
 
 def with_full_stop(tokens: list[Token]) -> list[Token]:
