@@ -193,9 +193,9 @@ class Writer:
         if i and words[i - 1] in QUANTIFIERS and words[i] in ("hundre", "tusen"):
             return None  # "flere hundre millioner kroner": no number to write
         text = f"{grouped(number.value)},{number.fraction}" if number.kind == "decimal" else digits(number)
-        if number.kind == "decimal" and after in WORD_SCALES:
-            text, after, number = f"{text}{NBSP}{after}", words[number.end + 1] if number.end + 1 < len(words) else None, \
-                replace(number, end=number.end + 1)
+        if number.kind == "decimal" and after in WORD_SCALES:  # "3,5 milliarder"
+            text, number = f"{text}{NBSP}{after}", replace(number, end=number.end + 1)
+            after = words[number.end] if number.end < len(words) else None
         if after == PERCENT:
             return [Token(f"{text}{NBSP}%", i, number.end + 1)]
         if after in MONEY and number.kind == "cardinal" and (money := self._kroner_og_ore(words, numbers, number)):
