@@ -94,14 +94,14 @@ class _Parser:
 
     def word(self, i: int, table: dict, ordinal: bool = False) -> list[_Reading]:
         piece = self.at(i)
-        return [_Reading(i + 1, table[piece], ordinal)] if piece in table and table[piece] is not None else []
+        return [_Reading(i + 1, table[piece], ordinal)] if piece in table else []
 
     def small(self, i: int) -> list[_Reading]:
         return self._cached("small", i, self._small)
 
     def _small(self, i: int) -> list[_Reading]:
         out = [r for r in self.word(i, UNITS) if r.value > 0] + self.word(i, TEENS) + self.word(i, ORDINAL_TEENS, True)
-        out += [r for r in self.word(i, ORDINAL_UNITS, True)]
+        out += self.word(i, ORDINAL_UNITS, True)
         for tens in self.word(i, TENS) + self.word(i, ORDINAL_TENS, True):
             out.append(tens)
             if not tens.ordinal:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .ctc import Word
+from .ctc import Word, words_text
 from .lexicon import Lexicon, builtin_forms
 from .numbers import Number, morphemes, read_numbers
 
@@ -42,10 +42,10 @@ CLOCK_RELATIVE = frozenset({"på", "over", "halv", "kvart"})  # "klokka ti på n
 CONTEXT = UNITS | MONTHS | CLOCK | PAIRING | CLOCK_RELATIVE | {PERCENT, PARAGRAPH, COMMA, "mellom"}
 NO_SENTENCE_END = frozenset("og men eller fordi at som hvis mens enn en ei et å".split())
 WORD_SCALES = {"million": 10**6, "millioner": 10**6, "milliard": 10**9, "milliarder": 10**9}
-NUMBER_GOES_ON = frozenset({COMMA, PARAGRAPH} | CLOCK)
+NUMBER_GOES_ON = frozenset({COMMA, PARAGRAPH} | CLOCK)  # a number must follow these: a pause after them is inside one
 QUANTIFIERS = frozenset({"flere", "noen", "mange", "par", "få", "hundrevis", "tusenvis"})
 YEAR_CONTEXT = MONTHS | {"i", "år", "året", "for", "fra", "til", "siden", "innen", "før", "etter", "høsten", "våren",
-                         "sommeren", "vinteren", "budsjettet", "statsbudsjettet", "utgangen", "starten"}  # a number must follow these: a pause after them is inside one
+                         "sommeren", "vinteren", "budsjettet", "statsbudsjettet", "utgangen", "starten"}
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ class Writer:
     @staticmethod
     def _stays_words(words, numbers, number: Number) -> bool:
         """A small number in running text, unless it is paired with a number in digits ("9 mot 68")."""
-        if not _small(words, number) or (number.end < len(words) and words[number.end] in UNITS | {PERCENT}):
+        if not _small(words, number):
             return False
         right = numbers[number.end + 1] if number.end + 1 < len(words) and words[number.end] in PAIRING else None
         left = [n for n in numbers[: max(0, number.start - 1)] if n is not None and n.end == number.start - 1]
@@ -286,7 +286,7 @@ def token_words(tokens: list[Token], words: list[Word]) -> tuple[Word, ...]:
     out = []
     for token in tokens:
         span = words[token.start : token.end]
-        raw = " ".join(w.word for w in span)
+        raw = words_text(span)
         out.append(Word(token.text, span[0].start_s, span[-1].end_s, min(w.confidence for w in span),
                         raw if raw != token.text else None))
     return tuple(out)
@@ -313,7 +313,7 @@ class CaptionText:
         the committed frames (the last one may be a piece of the partial's word there)."""
         raw = [w.word for w in words]
         if self.writer is None or number is None:
-            return " ".join(raw), len(" ".join(w.word for w in stable_words))
+            return words_text(words), len(words_text(stable_words))
         n_stable = 0
         while n_stable < min(len(stable_words), len(raw) - 1) and stable_words[n_stable].word == raw[n_stable]:
             n_stable += 1  # whole words only; the partial's last word may still grow
@@ -337,7 +337,7 @@ class CaptionText:
         tokens = self.writer.tokens(raw, True if start is None else start)
         ended = ends_sentence(tokens, raw, at_pause) and self.writer.lexicon.open_from(raw) == len(raw)  # nor in a name
         self._close(number, ended)
-        return token_words(with_full_stop(tokens) if ended else tokens, words), " ".join(raw)
+        return token_words(with_full_stop(tokens) if ended else tokens, words), words_text(words)
 
     def cleared(self, number: int | None) -> None:
         """A caption that ended with no words."""
