@@ -5,7 +5,7 @@ The same as `streamer serve` (which `pip install` provides); `python server.py -
 
 import sys
 
-from streamer.cli import main
+from streamer.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["serve", *sys.argv[1:]]))

@@ -20,8 +20,8 @@ sys.path.insert(0, str(REPO))
 def xlsr_export(precision: str, checkpoint: Path | None = None) -> Path:
     """An exported XLS-R-300M-architecture model (random weights unless a checkpoint is given), cached in OUT."""
     from models.random_checkpoint import save_random_checkpoint
-    from streamer.checkpoint import resolve_checkpoint
-    from streamer.export import ExportSettings, export_checkpoint
+    from streamer.model.checkpoint import resolve_checkpoint
+    from streamer.model.export import ExportSettings, export_checkpoint
 
     checkpoint = checkpoint or OUT / "xlsr-300m-random"
     if not (checkpoint / "config.json").exists():
@@ -37,8 +37,8 @@ def xlsr_export(precision: str, checkpoint: Path | None = None) -> Path:
 
 def speech_audio(seconds: float) -> np.ndarray:
     """float32 16 kHz speech of the given length: the NPSC clips (repeated), or the packaged espeak clip."""
-    from streamer.audio import read_audio, read_wav
-    from streamer.pcm import to_float32
+    from streamer.sources.ffmpeg import read_audio, read_wav
+    from streamer.core.pcm import to_float32
 
     clips = [to_float32(read_audio(str(p))) for p in sorted(NPSC.glob("*.mp3"))] if NPSC.exists() else []
     if not clips:

@@ -18,10 +18,10 @@ import time
 
 from common import REPO, cpu_name, table, write_json
 
-from streamer.ctc import greedy_words, words_text
-from streamer.decoder import BeamDecoder, DecoderSettings
-from streamer.metrics import cer, wer
-from streamer.runner import OnnxModel
+from streamer.text.ctc import greedy_words, words_text
+from streamer.text.decoder import BeamDecoder, DecoderSettings
+from streamer.text.scoring import cer, wer
+from streamer.inference.onnx import OnnxModel
 
 
 def main() -> None:

@@ -40,13 +40,13 @@ import numpy as np
 
 from common import REPO, cpu_name, table, write_json, xlsr_export
 
-from streamer.events import Final, Partial, broken_promises
-from streamer.metrics import cer, edit_distance, wer
-from streamer.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array
-from streamer.runner import OnnxModel
-from streamer.stream import Recognizer, StreamSettings
-from streamer.windower import WindowSettings
-from streamer.written import TextSettings
+from streamer.core.events import Final, Partial, broken_promises
+from streamer.text.scoring import cer, edit_distance, wer
+from streamer.core.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array
+from streamer.inference.onnx import OnnxModel
+from streamer.core.stream import Recognizer, StreamSettings
+from streamer.core.windower import WindowSettings
+from streamer.text.written import TextSettings
 
 BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
 RAW = "raw words (no text stage)"
@@ -315,8 +315,8 @@ def default_tiny() -> Path:
 
     from common import OUT
 
-    from streamer.checkpoint import resolve_checkpoint
-    from streamer.export import export_checkpoint
+    from streamer.model.checkpoint import resolve_checkpoint
+    from streamer.model.export import export_checkpoint
 
     weights = (REPO / "models" / "tiny-nb" / "model.safetensors").read_bytes()
     target = OUT / f"tiny-nb-onnx-fp32-{hashlib.sha256(weights).hexdigest()[:12]}"

@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO / "models"))
 import torch  # noqa: E402
 import train_tiny  # noqa: E402
 
-from streamer.geometry import FrameGeometry  # noqa: E402  (its defaults are XLS-R's conv shape)
+from streamer.model.geometry import FrameGeometry  # noqa: E402  (its defaults are XLS-R's conv shape)
 
 XLSR = FrameGeometry()
 CASES = {

@@ -16,7 +16,7 @@ import numpy as np
 
 from streamer import SAMPLE_RATE
 from streamer.errors import StreamerError
-from streamer.events import Final, Partial
+from streamer.core.events import Final, Partial
 
 BLOCK_SAMPLES = SAMPLE_RATE // 10
 
@@ -27,7 +27,7 @@ class ServerError(StreamerError):
 
 def event_from_json(message: dict):
     """A partial or final event as the library's classes (for the terminal view), or None."""
-    from streamer.ctc import Word
+    from streamer.text.ctc import Word
 
     raw = message.get("raw")
     if message.get("type") == "partial":

@@ -35,7 +35,7 @@ def normalize_text(text: str) -> str:
 
 
 def folder_items(folder: Path) -> list[tuple[str, np.ndarray, str]]:
-    from streamer.audio import read_audio
+    from streamer.sources.ffmpeg import read_audio
     from streamer.errors import StreamerError
 
     if not folder.is_dir():
@@ -81,7 +81,7 @@ def synthesized_items(sentences: list[tuple[str, str]], voice: str, speed_wpm: i
 
 def transcribe(audio: np.ndarray, recognizer) -> str:
     """The offline path's text of audio (a recognizer made by offline_recognizer)."""
-    from streamer.offline import finals
+    from streamer.core.offline import finals
 
     stream = recognizer.stream()
     return " ".join(f.raw for f in finals(stream.accept(audio) + stream.finish()))
@@ -91,8 +91,8 @@ def offline_recognizer(model, use_vad: bool, decoder):
     """The offline path as streamer.offline runs it, with one decoder (its language model loaded once)."""
     from dataclasses import replace
 
-    from streamer.offline import OfflineSettings
-    from streamer.stream import Recognizer
+    from streamer.core.offline import OfflineSettings
+    from streamer.core.stream import Recognizer
 
     settings = OfflineSettings(decoder=decoder)
     return Recognizer(model, replace(settings, vad=replace(settings.vad, enabled=use_vad)).stream_settings())
@@ -126,10 +126,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from streamer.errors import StreamerError
-    from streamer.loader import load_model
-    from streamer.metrics import cer, wer
+    from streamer.model.loader import load_model
+    from streamer.text.scoring import cer, wer
 
-    from streamer.decoder import DecoderSettings
+    from streamer.text.decoder import DecoderSettings
 
     try:
         model = load_model(args.model, precision=args.precision, log=lambda m: print(m, file=sys.stderr))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from streamer.geometry import FrameGeometry
+from streamer.model.geometry import FrameGeometry
 
 try:  # imported as models.random_checkpoint (tests) or run as a script
     from models.hf_format import REAL_HEAD_SIZE, VOCAB, save_processor_files

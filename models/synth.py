@@ -188,7 +188,7 @@ def augment(audio: np.ndarray, rng: np.random.Generator, aug: Augmentation = Aug
 
 def normalize_audio(audio: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) and streamer's runner."""
-    from streamer.runner import normalize
+    from streamer.inference.onnx import normalize
 
     return normalize(audio)
 
@@ -209,7 +209,7 @@ def greedy_decode(ids) -> str:
 
 def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
     """Corpus-level CER (characters incl. spaces) and WER, as streamer.metrics computes them."""
-    from streamer.metrics import cer, wer
+    from streamer.text.scoring import cer, wer
 
     return {"cer": cer(refs, hyps), "wer": wer(refs, hyps), "n_sentences": len(refs)}
 

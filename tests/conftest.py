@@ -25,8 +25,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
-    from streamer.checkpoint import resolve_checkpoint
-    from streamer.export import export_checkpoint
+    from streamer.model.checkpoint import resolve_checkpoint
+    from streamer.model.export import export_checkpoint
 
     out = tmp_path_factory.mktemp("export") / "tiny-random-onnx"
     export_checkpoint(resolve_checkpoint(str(tiny_checkpoint)), out)
@@ -36,8 +36,8 @@ def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_nb(tmp_path_factory) -> Path:
     """The project's own small Norwegian model (models/tiny-nb), exported to ONNX once per session."""
-    from streamer.checkpoint import resolve_checkpoint
-    from streamer.export import export_checkpoint
+    from streamer.model.checkpoint import resolve_checkpoint
+    from streamer.model.export import export_checkpoint
 
     assert (TINY_NB / "config.json").exists(), "models/tiny-nb is part of the repository"
     out = tmp_path_factory.mktemp("tiny-nb") / "onnx"

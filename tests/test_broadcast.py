@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import websockets
 
-from streamer.audio import read_audio
+from streamer.sources.ffmpeg import read_audio
 
 from conftest import espeak
 from test_server import start_server
@@ -95,7 +95,7 @@ def test_viewers_of_a_server_without_ingest_are_told_so(tiny_nb):
 
 
 def test_a_viewer_whose_queue_fills_is_dropped_and_the_others_get_everything():
-    from streamer.broadcast import Broadcast
+    from streamer.serve.broadcast import Broadcast
 
     async def scenario():
         dropped = []

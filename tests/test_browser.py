@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from streamer.audio import read_audio
+from streamer.sources.ffmpeg import read_audio
 
 from conftest import espeak
 from test_server import start_server

@@ -3,8 +3,8 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from streamer.captions import CueSettings, CueWriter, break_lines, cue_problems, make_cues
-from streamer.ctc import Word
+from streamer.captions.cues import CueSettings, CueWriter, break_lines, cue_problems, make_cues
+from streamer.text.ctc import Word
 from streamer.errors import StreamerError
 
 RULES = CueSettings()

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from streamer.ctc import best_path, greedy_words, words_from_path, words_text
+from streamer.text.ctc import best_path, greedy_words, words_from_path, words_text
 from streamer.errors import StreamerError
-from streamer.metrics import cer, wer
-from streamer.vocab import Vocabulary
+from streamer.text.scoring import cer, wer
+from streamer.model.vocab import Vocabulary
 
 from models.hf_format import VOCAB as REAL_VOCAB
 

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from streamer.ctc import greedy_words, words_text
-from streamer.decoder import BeamDecoder, DecoderSettings, read_hotwords
+from streamer.text.ctc import greedy_words, words_text
+from streamer.text.decoder import BeamDecoder, DecoderSettings, read_hotwords
 from streamer.errors import StreamerError
-from streamer.vocab import Vocabulary
+from streamer.model.vocab import Vocabulary
 
 from conftest import espeak
 from models.build_lm import ATTRS, count_ngrams, estimate, write_arpa
@@ -139,9 +139,9 @@ def test_cli_beam_search_with_an_lm_file_and_hotwords(tiny_nb, tiny_nb_lm, tmp_p
 def test_a_checkpoints_language_model_goes_with_its_export(tiny_checkpoint, small_lm, tmp_path, monkeypatch):
     import shutil
 
-    from streamer import export
-    from streamer.checkpoint import resolve_checkpoint
-    from streamer.runner import OnnxModel
+    from streamer.model import export
+    from streamer.model.checkpoint import resolve_checkpoint
+    from streamer.inference.onnx import OnnxModel
 
     checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
     shutil.copytree(small_lm, checkpoint / "language_model")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from streamer.events import Final, Partial, broken_promises
-from streamer.metrics import cer, wer
-from streamer.offline import transcribe_array
-from streamer.runner import OnnxModel
-from streamer.stream import Recognizer, StreamSettings
-from streamer.written import TextSettings
+from streamer.core.events import Final, Partial, broken_promises
+from streamer.text.scoring import cer, wer
+from streamer.core.offline import transcribe_array
+from streamer.inference.onnx import OnnxModel
+from streamer.core.stream import Recognizer, StreamSettings
+from streamer.text.written import TextSettings
 
 from models import synth
 
@@ -67,7 +67,7 @@ def raw_words(events) -> list[str]:
 
 @pytest.fixture(scope="module")
 def beam(model, tiny_nb_lm):
-    from streamer.decoder import BeamDecoder, DecoderSettings
+    from streamer.text.decoder import BeamDecoder, DecoderSettings
 
     return BeamDecoder(model.vocab, model.geometry.frame_s, DecoderSettings("beam"), tiny_nb_lm)
 

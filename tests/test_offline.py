@@ -6,13 +6,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from streamer.audio import read_audio
-from streamer.pcm import to_float32
-from streamer.ctc import Word
-from streamer.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
-from streamer.runner import OnnxModel
-from streamer.stream import Recognizer
-from streamer.vad import VadSettings
+from streamer.sources.ffmpeg import read_audio
+from streamer.core.pcm import to_float32
+from streamer.text.ctc import Word
+from streamer.core.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
+from streamer.inference.onnx import OnnxModel
+from streamer.core.stream import Recognizer
+from streamer.core.vad import VadSettings
 
 from conftest import NPSC, espeak, silence
 
@@ -141,8 +141,8 @@ def test_bad_inputs_are_one_line_errors(tiny_export, tmp_path):
 def test_terminal_view_redraws_the_partial_and_scrolls_finals():
     import io
 
-    from streamer.events import Final, Partial
-    from streamer.output import TerminalView
+    from streamer.core.events import Final, Partial
+    from streamer.captions.output import TerminalView
 
     out = io.StringIO()
     view = TerminalView(out)

@@ -10,7 +10,7 @@ import wave
 import numpy as np
 import pytest
 
-from streamer.audio import read_audio
+from streamer.sources.ffmpeg import read_audio
 
 from conftest import NPSC, espeak, silence
 

@@ -5,13 +5,13 @@ import pytest
 import soxr
 from hypothesis import given, settings, strategies as st
 
-from streamer.audio import read_audio
+from streamer.sources.ffmpeg import read_audio
 from streamer.errors import StreamerError
-from streamer.events import Final
-from streamer.metrics import cer
-from streamer.pcm import PcmInput, float_to_int16
-from streamer.runner import OnnxModel
-from streamer.stream import Recognizer
+from streamer.core.events import Final
+from streamer.text.scoring import cer
+from streamer.core.pcm import PcmInput, float_to_int16
+from streamer.inference.onnx import OnnxModel
+from streamer.core.stream import Recognizer
 
 from conftest import espeak, silence
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from streamer.errors import StreamerError
-from streamer.runner import OnnxModel
-from streamer.vocab import Vocabulary
+from streamer.inference.onnx import OnnxModel
+from streamer.model.vocab import Vocabulary
 
 from conftest import NPSC
 from models.hf_format import VOCAB

@@ -16,9 +16,9 @@ import pytest
 import soxr
 import websockets
 
-from streamer.events import Final
-from streamer.runner import OnnxModel
-from streamer.stream import Recognizer
+from streamer.core.events import Final
+from streamer.inference.onnx import OnnxModel
+from streamer.core.stream import Recognizer
 
 from conftest import REPO
 from models import synth

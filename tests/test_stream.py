@@ -6,13 +6,13 @@ import time
 import numpy as np
 import pytest
 
-from streamer.audio import read_audio
+from streamer.sources.ffmpeg import read_audio
 from streamer.errors import StreamerError
-from streamer.events import Final, Partial
-from streamer.offline import transcribe_array
-from streamer.runner import OnnxModel
-from streamer.stream import Recognizer, StreamSettings
-from streamer.windower import CommitSettings, Window, WindowSettings, kept_frames
+from streamer.core.events import Final, Partial
+from streamer.core.offline import transcribe_array
+from streamer.inference.onnx import OnnxModel
+from streamer.core.stream import Recognizer, StreamSettings
+from streamer.core.windower import CommitSettings, Window, WindowSettings, kept_frames
 
 from conftest import NPSC, espeak, silence
 

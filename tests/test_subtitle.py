@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamer.captions import Cue, cue_problems
-from streamer.metrics import cer
+from streamer.captions.cues import Cue, cue_problems
+from streamer.text.scoring import cer
 
 from models import synth
 
@@ -277,7 +277,7 @@ def test_a_stalled_live_stream_is_reconnected_on_its_clock(tiny_nb, broadcast, t
 
 
 def test_the_progress_line_says_input_time_cues_and_lag(capsys):
-    from streamer.cli_live import Progress
+    from streamer.cli.live import Progress
 
     progress = Progress(enabled=True)
     progress.show(3725.4, 12, 1.26)

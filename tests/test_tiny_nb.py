@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from streamer.audio import read_audio
-from streamer.events import Final
-from streamer.metrics import cer, wer
-from streamer.offline import transcribe_array
-from streamer.runner import OnnxModel
-from streamer.stream import Recognizer
+from streamer.sources.ffmpeg import read_audio
+from streamer.core.events import Final
+from streamer.text.scoring import cer, wer
+from streamer.core.offline import transcribe_array
+from streamer.inference.onnx import OnnxModel
+from streamer.core.stream import Recognizer
 
 from conftest import TINY_NB, espeak, silence
 

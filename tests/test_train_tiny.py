@@ -22,9 +22,9 @@ def test_collate_pads_audio_mask_and_labels():
 
 
 def test_a_short_run_writes_a_model_the_streamer_loads(tmp_path):
-    from streamer.checkpoint import resolve_checkpoint
-    from streamer.export import export_checkpoint
-    from streamer.runner import OnnxModel
+    from streamer.model.checkpoint import resolve_checkpoint
+    from streamer.model.export import export_checkpoint
+    from streamer.inference.onnx import OnnxModel
 
     out = tmp_path / "model"
     cmd = [sys.executable, str(REPO / "models" / "train_tiny.py"), "--out", str(out), "--max-steps", "3",

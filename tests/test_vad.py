@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from streamer.audio import read_audio
+from streamer.sources.ffmpeg import read_audio
 from streamer.errors import StreamerError
-from streamer.pcm import check_block
-from streamer.vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
+from streamer.core.pcm import check_block
+from streamer.core.vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
 
 from conftest import NPSC, espeak, silence
 

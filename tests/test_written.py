@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from num2words import num2words
 
-from streamer.ctc import Word
-from streamer.events import Final, broken_promises
-from streamer.lexicon import Lexicon, builtin_forms
-from streamer.numbers import read_numbers
-from streamer.written import NBSP, CaptionText, TextSettings, Writer, joined, make_writer
+from streamer.text.ctc import Word
+from streamer.core.events import Final, broken_promises
+from streamer.text.lexicon import Lexicon, builtin_forms
+from streamer.text.numbers import read_numbers
+from streamer.text.written import NBSP, CaptionText, TextSettings, Writer, joined, make_writer
 
 from conftest import espeak
 
@@ -270,7 +270,7 @@ SPOKEN = ["stortinget vedtok med sekstiåtte mot trettien stemmer",
 @pytest.fixture(scope="module")
 def spoken_numbers(tmp_path_factory):
     """Number-heavy sentences from espeak-ng, paused and run together."""
-    from streamer.audio import read_audio
+    from streamer.sources.ffmpeg import read_audio
 
     folder = tmp_path_factory.mktemp("numbers")
     parts = []
@@ -280,7 +280,7 @@ def spoken_numbers(tmp_path_factory):
 
 
 def run_stream(model, audio, sizes, written=True, max_caption_s=4.0) -> list:
-    from streamer.stream import Recognizer, StreamSettings
+    from streamer.core.stream import Recognizer, StreamSettings
 
     stream = Recognizer(model, StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))).stream()
     events, position, k = [], 0, 0
@@ -293,7 +293,7 @@ def run_stream(model, audio, sizes, written=True, max_caption_s=4.0) -> list:
 def test_streaming_spoken_numbers_keeps_every_promise(tiny_nb, spoken_numbers):
     """Real streaming of spoken numbers in random blocks, captions cut every ~4 s inside sentences: no stable
     text revised, the same finals as one block, the written finals carry the raw finals' words and times."""
-    from streamer.runner import OnnxModel
+    from streamer.inference.onnx import OnnxModel
 
     model = OnnxModel(tiny_nb)
     rng = np.random.default_rng(14)

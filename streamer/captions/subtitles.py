@@ -1,0 +1,132 @@
+"""Subtitle files that grow as people speak: SRT, WebVTT, JSONL events, and segmented WebVTT for HLS.
+
+Each final becomes cues (``streamer.captions``) that are appended and flushed at once; nothing written
+is rewritten. The HLS output writes numbered WebVTT segments of ``segment_s`` with an
+X-TIMESTAMP-MAP that puts programme time 0 at the input's own first timestamp (MPEG-TS 90 kHz
+clock), and a subtitle playlist, so a player shows the captions on the original stream. A segment is
+written once every final that could show a cue in it is known, atomically, then the playlist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import TextIO
+
+from .cues import VTT_HEADER, Cue, CueSettings, CueWriter, srt_cue, vtt_cue
+from ..errors import StreamerError
+from ..core.events import Final
+from ..files import check_dir_target, check_file_target
+
+PLAYLIST = "subtitles.m3u8"
+
+
+def open_new(path: Path, overwrite: bool) -> TextIO:
+    check_file_target(path)
+    if path.exists() and not overwrite:
+        raise StreamerError(f"{path} exists: choose another file, or --overwrite to replace it")
+    return open(path, "w", encoding="utf-8")
+
+
+class HlsSubtitles:
+    """Numbered WebVTT segments and their playlist in a folder, written as programme time passes."""
+
+    def __init__(self, folder: Path, segment_s: float = 6.0, overwrite: bool = False):
+        check_dir_target(folder, "--hls-dir")
+        self.folder, self.segment_s = Path(folder), segment_s
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if (self.folder / PLAYLIST).exists() and not overwrite:
+            raise StreamerError(f"{self.folder / PLAYLIST} exists: choose another --hls-dir, or --overwrite")
+        self.cues: list[Cue] = []
+        self.written = 0  # segments written
+        self.origin_pts_s = 0.0  # the input's timestamp at programme time 0
+
+    def add(self, cues: list[Cue], known_until_s: float) -> None:
+        """New cues; every cue that starts before known_until_s is known."""
+        self.cues += cues
+        while (self.written + 1) * self.segment_s <= known_until_s:
+            self._write_segment()
+        self.cues = [c for c in self.cues if c.end_s > self.written * self.segment_s]
+
+    def close(self, end_s: float) -> None:
+        while self.written * self.segment_s < end_s or self.written == 0:
+            self._write_segment()
+        self._write_playlist(ended=True)
+
+    def _write_segment(self) -> None:
+        start, end = self.written * self.segment_s, (self.written + 1) * self.segment_s
+        mpegts = round(self.origin_pts_s * 90_000) % 2**33
+        text = VTT_HEADER.replace("\n\n", f"\nX-TIMESTAMP-MAP=MPEGTS:{mpegts},LOCAL:00:00:00.000\n\n")
+        text += "".join(vtt_cue(c) for c in self.cues if c.start_s < end and c.end_s > start)
+        replace_atomically(self.folder / segment_name(self.written), text)
+        self.written += 1
+        self._write_playlist(ended=False)
+
+    def _write_playlist(self, ended: bool) -> None:
+        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{math.ceil(self.segment_s)}",
+                 "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:EVENT"]
+        for k in range(self.written):
+            lines += [f"#EXTINF:{self.segment_s:.3f},", segment_name(k)]
+        lines += ["#EXT-X-ENDLIST"] if ended else []
+        replace_atomically(self.folder / PLAYLIST, "\n".join(lines) + "\n")
+
+
+def segment_name(k: int) -> str:
+    return f"subtitles_{k:05d}.vtt"
+
+
+def replace_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class SubtitleFiles:
+    """Events of a stream into the files asked for, each final's cues appended and flushed as it comes."""
+
+    def __init__(self, srt: Path | None = None, vtt: Path | None = None, jsonl: Path | None = None,
+                 hls_dir: Path | None = None, settings: CueSettings = CueSettings(), hls_segment_s: float = 6.0,
+                 overwrite: bool = False):
+        if not (srt or vtt or jsonl or hls_dir):
+            raise StreamerError("nothing to write: give --srt FILE, --vtt FILE, --jsonl FILE or --hls-dir DIR")
+        self.srt = open_new(Path(srt), overwrite) if srt else None
+        self.vtt = open_new(Path(vtt), overwrite) if vtt else None
+        self.jsonl = open_new(Path(jsonl), overwrite) if jsonl else None
+        self.hls = HlsSubtitles(Path(hls_dir), hls_segment_s, overwrite) if hls_dir else None
+        self.cue_writer = CueWriter("srt", settings)
+        self.cue_count = 0
+        self.finals = 0
+        self.final_end_s = 0.0
+        self._write(self.vtt, VTT_HEADER)
+
+    def _write(self, out: TextIO | None, text: str) -> None:
+        if out is not None and text:
+            out.write(text)
+            out.flush()
+
+    def event(self, event) -> None:
+        self._write(self.jsonl, json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+        if not isinstance(event, Final):
+            return
+        cues = self.cue_writer.cues(list(event.words))
+        self._write(self.srt, "".join(srt_cue(self.cue_count + 1 + i, c) for i, c in enumerate(cues)))
+        self._write(self.vtt, "".join(vtt_cue(c) for c in cues))
+        self.cue_count += len(cues)
+        self.finals += 1
+        self.final_end_s = event.end_s
+        if self.hls is not None:
+            self.hls.add(cues, event.end_s)
+
+    def note(self, record: dict) -> None:
+        """A line of its own in the JSONL file (a gap in the input, say)."""
+        self._write(self.jsonl, json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self, end_s: float) -> None:
+        if self.hls is not None:
+            self.hls.close(max(end_s, self.cue_writer.last_end_s))
+        for out in (self.srt, self.vtt, self.jsonl):
+            if out is not None:
+                out.close()
+

@@ -1,0 +1,220 @@
+"""The live commands of `streamer`: subtitle (a stream into growing subtitle files), serve (the caption
+server, and broadcast mode) and connect (a client of it)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+from .options import add_runner_options, add_stream_options, load_runner, log, stop_on_signals, stream_settings
+from ..errors import StreamerError
+
+
+def add_subtitle_parser(commands) -> None:
+    from ..captions.cues import CueSettings
+
+    cues = CueSettings()
+    subtitle = commands.add_parser(
+        "subtitle", help="live subtitles of a stream or file, written as people speak",
+        description="Subtitles for a live stream (HLS playlist, RTMP, RTSP, SRT, UDP) or any file or URL ffmpeg "
+                    "reads: each final's cues are appended to the files at once. A live input that drops or "
+                    "stalls is reconnected with backoff; cue times stay on the stream's own clock, and what was "
+                    "missed is a gap, said in the log.")
+    subtitle.add_argument("input", metavar="INPUT", help="URL or file")
+    add_runner_options(subtitle)
+    subtitle.add_argument("--srt", type=Path, metavar="FILE", help="SubRip subtitles")
+    subtitle.add_argument("--vtt", type=Path, metavar="FILE", help="WebVTT subtitles")
+    subtitle.add_argument("--jsonl", type=Path, metavar="FILE", help="every event (partial, final, gap), a line each")
+    subtitle.add_argument("--hls-dir", type=Path, metavar="DIR",
+                          help="segmented WebVTT for HLS players: numbered .vtt files and subtitles.m3u8")
+    subtitle.add_argument("--hls-segment-s", type=float, default=6.0, help="length of an HLS subtitle segment (default 6)")
+    subtitle.add_argument("--overwrite", action="store_true", help="replace output files that exist")
+    subtitle.add_argument("--realtime", action="store_true", help="read a file no faster than it plays")
+    subtitle.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
+                          help="wait for the input to come back when it ends (default: for rtmp/rtsp/srt/udp and "
+                               "HLS playlists without #EXT-X-ENDLIST)")
+    subtitle.add_argument("--retry-s", type=float, default=60.0,
+                          help="keep reconnecting a dropped input this long before giving up (default 60)")
+    subtitle.add_argument("--stall-s", type=float, default=15.0,
+                          help="no audio for this long from a live input counts as a drop (default 15)")
+    subtitle.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    group = subtitle.add_argument_group("cues", "Norwegian subtitle practice by default")
+    group.add_argument("--max-line-chars", type=int, default=cues.max_line_chars, help=f"(default {cues.max_line_chars})")
+    group.add_argument("--max-lines", type=int, default=cues.max_lines, help=f"(default {cues.max_lines})")
+    group.add_argument("--min-cue-s", type=float, default=cues.min_duration_s, help=f"(default {cues.min_duration_s})")
+    group.add_argument("--max-cue-s", type=float, default=cues.max_duration_s, help=f"(default {cues.max_duration_s:g})")
+    group.add_argument("--max-cps", type=float, default=cues.max_cps,
+                       help=f"characters per second a viewer reads (default {cues.max_cps:g})")
+    add_stream_options(subtitle)
+
+
+def add_serve_parser(commands) -> None:
+    serve = commands.add_parser(
+        "serve", help="websocket caption server with the browser client at /",
+        description="Caption many live streams on one model: websocket clients send a JSON config, then audio "
+                    "frames, then {\"type\": \"eof\"}; partial and final events come back. On the same port: / "
+                    "(the browser client), /healthz, /readyz, /metrics. SIGTERM ends every stream with its last "
+                    "finals, then exits.")
+    add_runner_options(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--max-streams", type=int, default=16, help="streams at once; more are refused (default 16)")
+    serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024, help="largest websocket message (default 256 KiB)")
+    serve.add_argument("--idle-timeout-s", type=float, default=30.0,
+                       help="a stream that sends nothing for this long is ended, its finals sent (default 30)")
+    serve.add_argument("--max-lag-s", type=float, default=30.0,
+                       help="a stream whose audio waits this long for the model (the server is overloaded) gets a "
+                            "busy error and is ended, its finals sent (default 30)")
+    serve.add_argument("--ping-interval-s", type=float, default=20.0,
+                       help="ping clients this often; one that does not answer within as long again (it does not "
+                            "read) is dropped (default 20)")
+    serve.add_argument("--token", default=os.environ.get("STREAMER_TOKEN"),
+                       help="require this token from clients (config \"token\" or ?token=); default $STREAMER_TOKEN")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="a web page origin allowed to connect besides the server's own (repeatable; * for any)")
+    broadcast = serve.add_argument_group(
+        "broadcast", "transcribe one input once and send its captions to any number of viewers (ws://HOST/live, "
+                     "the page at /viewer)")
+    broadcast.add_argument("--ingest", metavar="URL", help="the input: an HLS playlist, RTMP, RTSP, any URL or file ffmpeg reads")
+    broadcast.add_argument("--ingest-realtime", action="store_true", help="read a file input no faster than it plays")
+    broadcast.add_argument("--video-url", metavar="URL", help="the viewer page shows this video with the captions")
+    broadcast.add_argument("--viewer-queue", type=int, default=256,
+                           help="events waiting for a viewer before it is dropped from the broadcast (default 256)")
+    serve.add_argument("--max-batch", type=int, default=8, help="windows of several streams per model call (default 8; 1: no batching)")
+    serve.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a call waits for more windows (default 10)")
+    serve.add_argument("--batch-int8", action="store_true",
+                       help="batch an int8 model's windows too: more throughput, but a window's logits then depend on "
+                            "the others in its call (activations are quantized per call)")
+    add_stream_options(serve)
+
+
+def add_connect_parser(commands) -> None:
+    connect = commands.add_parser(
+        "connect", help="stream a file or the microphone to a caption server",
+        description="Send audio to a streamer caption server (ws://host:port/) and print its captions as they come.")
+    connect.add_argument("url", metavar="URL", help="the server, e.g. ws://127.0.0.1:8000/")
+    connect.add_argument("input", nargs="?", metavar="FILE", help="audio/video file or URL (any format ffmpeg reads)")
+    connect.add_argument("--mic", action="store_true", help="stream the microphone instead of a file")
+    connect.add_argument("--device", "-d", dest="input_device", metavar="D", help="with --mic: input device")
+    connect.add_argument("--realtime", action="store_true", help="send a file no faster than it plays")
+    connect.add_argument("--format", choices=("text", "jsonl"), default="text", help="text (live view) or jsonl")
+    connect.add_argument("--token", default=os.environ.get("STREAMER_TOKEN"), help="the server's token, if it needs one")
+
+
+def cmd_subtitle(args: argparse.Namespace) -> int:
+    from ..captions.cues import CueSettings
+    from ..sources.live import IngestSettings, LiveSource
+    from ..core.stream import Recognizer
+    from ..captions.subtitles import SubtitleFiles
+
+    cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps)
+    stop = threading.Event()
+    progress = Progress(enabled=not args.no_progress and sys.stderr.isatty())
+    source = LiveSource(args.input, IngestSettings(args.realtime, args.live, args.retry_s, args.stall_s),
+                        log=progress.log, stop=stop)
+    files = SubtitleFiles(args.srt, args.vtt, args.jsonl, args.hls_dir, cues, args.hls_segment_s, args.overwrite)
+    stream = Recognizer(load_runner(args), stream_settings(args)).stream()
+    stop_on_signals(stop)  # Ctrl-C ends the input; the last finals are still written
+    gaps = 0
+    try:
+        for block in source.blocks():
+            if files.hls is not None and source.origin_pts_s is not None:
+                files.hls.origin_pts_s = source.origin_pts_s
+            for event in stream.accept(block):
+                files.event(event)
+            for gap in source.gaps[gaps:]:
+                files.note({"type": "gap", "start": round(gap.start_s, 3), "end": round(gap.end_s, 3),
+                            "reason": gap.reason})
+            gaps = len(source.gaps)
+            progress.show(source.position_s, files.cue_count, source.position_s - files.final_end_s)
+        for event in stream.finish():
+            files.event(event)
+    finally:
+        files.close(source.position_s)
+        progress.done(f"{files.cue_count} cues from {files.finals} finals, {source.position_s:.1f} s of input")
+    return 0
+
+
+class Progress:
+    """One line on a terminal: input time, cues written, how far the captions trail the input."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self._last = enabled, 0.0
+
+    def show(self, input_s: float, cues: int, behind_s: float) -> None:
+        import time
+
+        if self.enabled and time.monotonic() - self._last >= 0.5:
+            self._last = time.monotonic()
+            hours, rest = divmod(int(input_s), 3600)
+            sys.stderr.write(f"\r\033[Kinput {hours:d}:{rest // 60:02d}:{rest % 60:02d} · {cues} cues written · "
+                             f"captions {max(0.0, behind_s):.1f} s behind the input")
+            sys.stderr.flush()
+
+    def log(self, message: str) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+        log(message)
+
+    def done(self, summary: str) -> None:
+        self.log(summary)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from ..inference.batcher import BatchSettings
+    from ..sources.live import IngestSettings
+    from ..serve.server import CaptionServer, ServerSettings
+
+    settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
+                              max_lag_s=args.max_lag_s, ping_interval_s=args.ping_interval_s, token=args.token or None,
+                              allowed_origins=tuple(args.allow_origin),
+                              batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8),
+                              ingest=args.ingest, ingest_settings=IngestSettings(realtime=args.ingest_realtime),
+                              video_url=args.video_url, viewer_queue=args.viewer_queue)
+    defaults = stream_settings(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("websockets").setLevel(logging.WARNING)  # its request lines could carry a ?token=
+    server = CaptionServer(lambda: load_runner(args), settings, defaults)
+    asyncio.run(server.serve(started=lambda s: log(f"serving on http://{args.host}:{s.port}/ (Ctrl-C or SIGTERM "
+                                                    "to stop); loading the model")))
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ..captions.output import CaptionSink, TerminalView
+
+    from streamer.client.connect import BLOCK_SAMPLES, caption, event_from_json
+
+    if bool(args.input) == bool(args.mic):
+        raise StreamerError("give a FILE to stream or --mic (one of them)")
+    stop = threading.Event()
+    if args.mic:
+        from ..sources.mic import Microphone
+
+        blocks = Microphone(args.input_device, BLOCK_SAMPLES).blocks(stop)
+    else:
+        from ..sources.ffmpeg import check_input, ffmpeg_blocks
+
+        check_input(args.input)
+        blocks = ffmpeg_blocks(args.input, BLOCK_SAMPLES, realtime=args.realtime)
+    view = TerminalView(sys.stdout) if args.format == "text" else None
+    sink = CaptionSink("jsonl", sys.stdout) if args.format == "jsonl" else None
+
+    def on_message(message: dict) -> None:
+        if message.get("type") == "error":
+            log(f"server: {message.get('code')}: {message.get('message')}")
+        event = event_from_json(message)
+        if event is not None:
+            (view or sink).event(event)
+
+    stop_on_signals(stop)  # Ctrl-C ends the audio; the last finals still come
+    asyncio.run(caption(args.url, blocks, on_message, args.token, stop=stop))
+    return 0

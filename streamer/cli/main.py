@@ -1,0 +1,218 @@
+"""The `streamer` command line: export, transcribe, mic (the live commands are in cli_live)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .. import DEFAULT_MODEL, SAMPLE_RATE, __version__
+from ..errors import StreamerError
+from .options import (add_runner_options, add_stream_options, decoder_settings, load_runner, log, stop_on_signals,
+                      stream_settings, text_settings, with_vad_options)
+
+FORMATS = ("text", "json", "jsonl", "srt", "vtt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamer",
+        description="Real-time Norwegian (Bokmål) speech recognition: wav2vec2 CTC models on ONNX Runtime.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamer {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from . import live as cli_live
+
+    for add in (add_export_parser, add_transcribe_parser, add_mic_parser, cli_live.add_subtitle_parser,
+                cli_live.add_serve_parser, cli_live.add_connect_parser):
+        add(commands)
+    return parser
+
+
+def add_export_parser(commands) -> None:
+    export = commands.add_parser(
+        "export", help="export a Hugging Face CTC checkpoint to a checked ONNX model dir",
+        description="Export MODEL (hub id or local checkpoint dir) to DIR: model.onnx (dynamic batch and length, "
+                    "attention_mask input), vocab.json and manifest.json. The ONNX model is checked against PyTorch on "
+                    "noise and speech inputs, alone and padded in batches; an fp32 export that differs (max |logit diff| "
+                    "> 1e-3 or another greedy transcript) is refused and nothing is written.")
+    export.add_argument("model", metavar="MODEL", help=f"hub id (e.g. {DEFAULT_MODEL}) or local checkpoint dir")
+    export.add_argument("--out", required=True, type=Path, metavar="DIR", help="where the model dir is written")
+    export.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="fp32 (checked to 1e-3), fp16 (norms and softmax kept fp32) or int8 "
+                             "(dynamic quantization of the matrix products); fp16/int8 report their agreement")
+    export.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    export.add_argument("--check-audio", nargs="*", default=[], metavar="FILE",
+                        help="extra speech files for the parity check (any format ffmpeg reads)")
+
+
+def add_transcribe_parser(commands) -> None:
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe an audio or video file",
+        description="Transcribe any file or URL ffmpeg can read. Speech is split at pauses (webrtcvad); each "
+                    "segment runs through the model whole (longer ones in overlapping 30 s chunks).")
+    transcribe.add_argument("input", metavar="INPUT", help="audio/video file or URL")
+    add_runner_options(transcribe)
+    transcribe.add_argument("--format", choices=FORMATS, default="text",
+                            help="text (a line per segment), json ({text, words, duration, segments}), "
+                                 "jsonl (every streaming event, with --stream), srt or vtt")
+    transcribe.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    transcribe.add_argument("--stream", action="store_true",
+                            help="run the streaming path (VAD gate, overlapping windows, partial and final events) "
+                                 "instead of the offline reference")
+    transcribe.add_argument("--realtime", action="store_true", help="with --stream: pace the input like live audio")
+    transcribe.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_stream_options(transcribe)
+
+
+def add_mic_parser(commands) -> None:
+    mic = commands.add_parser(
+        "mic", help="live captions from a microphone",
+        description="Live captions from a microphone (sounddevice/PortAudio): finals scroll, the partial line "
+                    "updates in place. Ctrl-C flushes the last final and exits.")
+    add_runner_options(mic)
+    mic.add_argument("--device", "-d", dest="input_device", metavar="D",
+                     help="input device index or name (see --list-devices); default: the system's default input")
+    mic.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    mic.add_argument("--format", choices=("text", "jsonl"), default="text",
+                     help="text (live terminal view) or jsonl (every event)")
+    mic.add_argument("--max-lag-s", type=float, default=2.0, metavar="S",
+                     help="when recognition falls this far behind the microphone, newer audio is skipped (and "
+                          "said so) instead of the lag growing (default 2)")
+    add_stream_options(mic)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..sources.ffmpeg import read_audio
+    from ..core.pcm import to_float32
+    from ..model.checkpoint import resolve_checkpoint
+    from ..model.export import ExportSettings, check_out_dir, default_speech, export_checkpoint
+    from ..files import check_dir_target
+
+    check_dir_target(args.out, "--out")  # before a download or an export of minutes
+    check_out_dir(args.out)
+    speech = default_speech() + [(Path(f).name, to_float32(read_audio(f))) for f in args.check_audio]
+    checkpoint = resolve_checkpoint(args.model, args.revision)
+    manifest = export_checkpoint(checkpoint, args.out, ExportSettings(precision=args.precision), speech, log=log)
+    log(f"wrote {args.out} ({manifest['precision']}, sha256 {manifest['model_sha256'][:12]}…)")
+    return 0
+
+
+def with_progress(blocks: Iterator[np.ndarray], source: str, enabled: bool) -> Iterator[np.ndarray]:
+    if not enabled or not sys.stderr.isatty():
+        yield from blocks
+        return
+    from tqdm import tqdm
+
+    from ..sources.ffmpeg import probe_duration_s
+
+    with tqdm(total=probe_duration_s(source), unit="s", unit_scale=False, file=sys.stderr,
+              bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]", leave=False) as bar:
+        for block in blocks:
+            bar.update(len(block) / SAMPLE_RATE)
+            yield block
+
+
+def check_format(args: argparse.Namespace) -> None:
+    if args.format == "jsonl" and not args.stream:
+        raise StreamerError("--format jsonl gives streaming events: add --stream (offline formats: text, json, srt, vtt)")
+    if args.realtime and not args.stream:
+        raise StreamerError("--realtime paces the streaming path: add --stream")
+
+
+def offline_events(blocks, model, args) -> Iterator:
+    from dataclasses import replace
+
+    from ..core.offline import OfflineSettings, transcribe_blocks
+
+    settings = replace(with_vad_options(OfflineSettings(), args), decoder=decoder_settings(args),
+                       text=text_settings(args))
+    yield from transcribe_blocks(blocks, model, settings)
+
+
+def streaming_events(blocks, model, args) -> Iterator:
+    from ..core.stream import Recognizer
+
+    stream = Recognizer(model, stream_settings(args)).stream()
+    for block in blocks:
+        yield from stream.accept(block)
+    yield from stream.finish()
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from ..sources.ffmpeg import check_input, ffmpeg_blocks
+    from ..files import check_file_target
+    from ..captions.output import Counter, write_captions, write_captions_to_file
+
+    check_format(args)
+    check_input(args.input)
+    if args.output:
+        check_file_target(args.output)
+    model = load_runner(args)
+    block_samples = SAMPLE_RATE // 10 if args.stream else SAMPLE_RATE
+    blocks = Counter(ffmpeg_blocks(args.input, block_samples, realtime=args.realtime))
+    source = with_progress(iter(blocks), args.input, not (args.no_progress or args.realtime))
+    events = (streaming_events if args.stream else offline_events)(source, model, args)
+    if args.output is None:
+        write_captions(events, sys.stdout, args.format, blocks)
+    else:
+        write_captions_to_file(events, args.output, args.format, blocks, log)
+    return 0
+
+
+def cmd_mic(args: argparse.Namespace) -> int:
+    from ..sources.mic import Microphone, list_devices
+    from ..captions.output import CaptionSink, TerminalView
+    from ..core.stream import Recognizer
+
+    if args.list_devices:
+        print(list_devices())
+        return 0
+    microphone = Microphone(args.input_device, SAMPLE_RATE // 10, args.max_lag_s)  # a missing device fails now
+    view = TerminalView(sys.stdout) if args.format == "text" else CaptionSink(args.format, sys.stdout)
+    notice = view.notice if isinstance(view, TerminalView) else log
+    stream = Recognizer(load_runner(args), stream_settings(args)).stream()
+    stop = threading.Event()
+    stop_on_signals(stop)
+    log("listening (Ctrl-C to stop)")
+    gap = lambda s: notice(f"behind real time: skipped {s:.1f} s of audio (see --max-lag-s)")
+    for block in microphone.blocks(stop, on_gap=gap):
+        for event in stream.accept(block):
+            view.event(event)
+    for event in stream.finish():  # a second Ctrl-C cannot interrupt this: the last final is kept
+        view.event(event)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # nor the exit (Python would restore the default handler)
+        signal.signal(sig, signal.SIG_IGN)
+    return 0
+
+
+def commands() -> dict:
+    from . import live as cli_live
+
+    return {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic, "subtitle": cli_live.cmd_subtitle,
+            "serve": cli_live.cmd_serve, "connect": cli_live.cmd_connect}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = build_parser().parse_args(argv)
+    try:
+        return commands()[args.command](args)
+    except StreamerError as exc:
+        print(f"streamer: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("streamer: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

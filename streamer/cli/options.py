@@ -1,0 +1,144 @@
+"""Options and helpers shared by every command of the CLI: the model and backend, streaming windows,
+decoding and the written form, signals."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .. import DEFAULT_MODEL
+from ..errors import StreamerError
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_runner_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="exported model dir, local Hugging Face checkpoint dir, or hub id "
+                             f"(exported once into the cache, ~/.cache/streamer or $STREAMER_CACHE). Default: {DEFAULT_MODEL}")
+    parser.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where ONNX Runtime runs the model; auto takes CUDA when onnxruntime-gpu sees a GPU, "
+                             "else the CPU (default: auto)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="ONNX Runtime intra-op threads, 0 for its default (one per core)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "int8"), default="auto",
+                        help="precision when a checkpoint or hub id is exported on first use; auto: fp32 on a GPU, "
+                             "int8 on a CPU (about 2× faster, see benchmarks/RESULTS.md). An exported dir runs as it is")
+
+
+def add_decoder_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "decoding", "greedy, or beam search with a KenLM language model and hotwords (pip install 'streamer[lm]' && "
+                    "pip install --no-deps pyctcdecode==0.5.0)")
+    group.add_argument("--decoder", choices=("greedy", "beam"), default="greedy",
+                       help="greedy (default), or beam search with the model's language_model/ or --lm")
+    group.add_argument("--lm", metavar="PATH", help="a language_model folder (attrs.json, unigrams.txt, a KenLM "
+                                                   ".bin/.arpa) or a KenLM file, for --decoder beam")
+    group.add_argument("--alpha", type=float, help="language model weight (default: the LM's attrs.json, else 0.5)")
+    group.add_argument("--beta", type=float, help="word insertion bonus (default: the LM's attrs.json, else 1.5)")
+    group.add_argument("--beam-width", type=int, default=32, help="beams kept (default 32)")
+    group.add_argument("--hotwords", type=Path, metavar="FILE",
+                       help="phrases to favour, one a line, each optionally followed by its weight (default 10)")
+
+
+def add_text_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "written form", "captions as Norwegian is written: numbers as digits (68, 3,5 %, kl. 14.30, 1. januar 2025, "
+                        "§ 12), names with capitals, sentences with a capital and a full stop; the model's own "
+                        "words stay in each event's \"raw\"")
+    group.add_argument("--raw", action="store_true",
+                       help="write the model's own words (lowercase, numbers spelled out) instead")
+    group.add_argument("--names", type=Path, metavar="FILE",
+                       help="names to capitalize, one a line as written (\"Bjørdal\", \"Miljøpartiet De Grønne\"), on "
+                            "top of the built-in parliament list; --hotwords phrases with capitals count too")
+
+
+def text_settings(args: argparse.Namespace):
+    from ..text.lexicon import read_forms_file
+    from ..text.written import TextSettings
+
+    if args.raw and args.names:
+        raise StreamerError("--names is for the written form: leave out --raw")
+    return TextSettings(written=not args.raw, names=tuple(read_forms_file(args.names) if args.names else []))
+
+
+def decoder_settings(args: argparse.Namespace):
+    from ..text.decoder import DecoderSettings, read_hotwords
+
+    if args.decoder == "greedy" and (args.lm or args.hotwords):
+        raise StreamerError("--lm and --hotwords are for beam search: add --decoder beam")
+    hotwords = read_hotwords(args.hotwords) if args.hotwords else ()
+    return DecoderSettings(args.decoder, args.lm, args.alpha, args.beta, args.beam_width, hotwords)
+
+
+def add_stream_options(parser: argparse.ArgumentParser) -> None:
+    from ..core.stream import StreamSettings
+
+    w, c, d = StreamSettings().window, StreamSettings().commit, StreamSettings()
+    add_decoder_options(parser)
+    add_text_options(parser)
+    parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
+                        help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
+    parser.add_argument("--no-vad", action="store_true", help="always-on audio: treat everything as speech")
+    group = parser.add_argument_group(
+        "streaming windows", "a fast first pass makes the partial's changing tail; a second pass with wider context "
+                             "commits stable text and finals (see benchmarks/RESULTS.md for the trade-offs)")
+    group.add_argument("--left-ms", type=int, default=w.left_ms, help=f"first pass left context (default {w.left_ms})")
+    group.add_argument("--hop-ms", type=int, default=w.hop_ms,
+                       help=f"first pass hop: a partial per hop of audio (default {w.hop_ms})")
+    group.add_argument("--right-ms", type=int, default=w.right_ms, help=f"first pass right context (default {w.right_ms})")
+    group.add_argument("--commit-left-ms", type=int, default=c.left_ms,
+                       help=f"second pass left context (default {c.left_ms})")
+    group.add_argument("--commit-right-ms", type=int, default=c.right_ms,
+                       help=f"second pass right context: stable text trails speech by at least this (default {c.right_ms})")
+    group.add_argument("--commit-window-ms", type=int, default=c.window_ms,
+                       help=f"in speech without pauses a commit runs when this much audio waits (default {c.window_ms})")
+    group.add_argument("--pause-ms", type=int, default=c.pause_ms,
+                       help=f"a pause this long commits the speech before it and ends the caption (default {c.pause_ms})")
+    group.add_argument("--max-caption-s", type=float, default=d.max_caption_s,
+                       help="in speech without pauses a caption ends at the first word boundary after this long "
+                            f"(default {d.max_caption_s:g})")
+
+
+def load_runner(args: argparse.Namespace):
+    from ..model.loader import load_model
+    from ..inference.onnx import RunnerSettings
+
+    return load_model(args.model, RunnerSettings(device=args.compute, intra_op_threads=args.threads),
+                      args.precision, log=log)
+
+
+def with_vad_options(settings, args: argparse.Namespace):
+    """Offline or stream settings with the VAD options of the command line applied."""
+    from dataclasses import replace
+
+    return replace(settings, vad=replace(settings.vad, aggressiveness=args.vad_aggressiveness, enabled=not args.no_vad))
+
+
+def stream_settings(args: argparse.Namespace):
+    from dataclasses import replace
+
+    from ..core.stream import StreamSettings
+    from ..core.windower import WindowSettings
+
+    settings = with_vad_options(StreamSettings(), args)
+    commit = replace(settings.commit, left_ms=args.commit_left_ms, right_ms=args.commit_right_ms,
+                     window_ms=args.commit_window_ms, pause_ms=args.pause_ms)
+    return replace(settings, window=WindowSettings(args.left_ms, args.hop_ms, args.right_ms), commit=commit,
+                   max_caption_s=args.max_caption_s, decoder=decoder_settings(args), text=text_settings(args))
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """From now until the process exits, Ctrl-C or SIGTERM sets stop instead of raising, so the caller ends
+    its loop and flushes its last final; a repeat cannot interrupt that (nor the exit), it only says so."""
+    def handler(signum, frame):
+        if stop.is_set():
+            log("finishing the last caption…")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)

@@ -1,0 +1,74 @@
+"""Caption events, the same shape in the library, the CLI's jsonl output and the websocket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..text.ctc import Word
+
+
+@dataclass(frozen=True)
+class Partial:
+    """The segment's text so far; may still change. The first stable_chars come from stable frames."""
+
+    segment: int
+    text: str
+    stable_chars: int
+    start_s: float
+    end_s: float
+    raw_text: str | None = None  # the model's words, when text is written form
+
+    @property
+    def raw(self) -> str:
+        return self.text if self.raw_text is None else self.raw_text
+
+    def to_json(self) -> dict:
+        return {"type": "partial", "segment": self.segment, "text": self.text, "stable_chars": self.stable_chars,
+                "raw": self.raw,
+                "start": round(self.start_s, 3), "end": round(self.end_s, 3)}
+
+
+@dataclass(frozen=True)
+class Final:
+    """A finished caption; never changes. Its words are written tokens (or the model's words, raw)."""
+
+    segment: int
+    words: tuple[Word, ...]
+    start_s: float
+    end_s: float
+    raw_text: str | None = None  # the model's words, when the words are written form
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.word for w in self.words)
+
+    @property
+    def raw(self) -> str:
+        """The model's own words, lowercase, as scored against a reference."""
+        return self.text if self.raw_text is None else self.raw_text
+
+    def to_json(self) -> dict:
+        return {"type": "final", "segment": self.segment, "text": self.text, "raw": self.raw,
+                "start": round(self.start_s, 3), "end": round(self.end_s, 3),
+                "words": [w.to_json() for w in self.words]}
+
+
+def broken_promises(events) -> list[str]:
+    """What in a stream's events breaks its promises: text marked stable that a later partial or the final
+    of its caption does not begin with, and events of a caption after its final. [] when all is kept."""
+    stable: dict[int, str] = {}
+    finished: set[int] = set()
+    broken = []
+    for event in events:
+        if not isinstance(event, (Partial, Final)) or event.segment is None:
+            continue
+        if event.segment in finished:
+            broken.append(f"caption {event.segment}: {event.to_json()['type']} after its final")
+        promised = stable.get(event.segment, "")
+        if not event.text.startswith(promised):
+            broken.append(f"caption {event.segment}: stable text {promised!r} revised to {event.text!r}")
+        if isinstance(event, Final):
+            finished.add(event.segment)
+        elif event.stable_chars > len(promised):
+            stable[event.segment] = event.text[: event.stable_chars]
+    return broken

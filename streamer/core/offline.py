@@ -1,0 +1,58 @@
+"""Offline (reference) transcription: each VAD speech segment recognized whole, or in 30 s chunks.
+
+The same frame-level machinery as streaming at other settings: a stream with no partial pass whose
+commit windows are 30 s long with 3 s of context on each side (``OFFLINE_CHUNKS``), so a segment up
+to 30 s runs through the model in one pass, and a longer one in chunks joined at the frame level
+before the CTC collapse. Memory stays bounded by one chunk of audio. One final per speech segment.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from .. import SAMPLE_RATE
+from ..text.decoder import DecoderSettings
+from .events import Final
+from .stream import Recognizer, StreamSettings
+from .vad import VadSettings
+from .windower import CommitSettings
+from ..text.written import TextSettings
+
+OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, window_ms=30_000, min_commit_ms=None, pause_ms=None)
+
+
+@dataclass(frozen=True)
+class OfflineSettings:
+    vad: VadSettings = VadSettings()
+    chunks: CommitSettings = OFFLINE_CHUNKS
+    decoder: DecoderSettings = DecoderSettings()
+    text: TextSettings = TextSettings()
+
+    def stream_settings(self) -> StreamSettings:
+        """A caption per speech segment: no partials, no pause commits, no caption length limit."""
+        return StreamSettings(vad=self.vad, window=None, commit=self.chunks, max_caption_s=math.inf,
+                              decoder=self.decoder, text=self.text)
+
+
+def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSettings = OfflineSettings(),
+                      sample_rate: int = SAMPLE_RATE, decoder=None) -> Iterator[Final]:
+    """A final per speech segment (stream times in seconds) as each ends; silent ones skipped.
+    Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate. decoder: a beam
+    decoder to share (else the one settings.decoder asks for is made)."""
+    stream = Recognizer(model, settings.stream_settings(), decoder).stream(sample_rate)
+    for block in blocks:
+        yield from finals(stream.accept(block))
+    yield from finals(stream.finish())
+
+
+def finals(events: list) -> list[Final]:
+    return [event for event in events if isinstance(event, Final)]
+
+
+def transcribe_array(audio: np.ndarray, model, settings: OfflineSettings = OfflineSettings(),
+                     sample_rate: int = SAMPLE_RATE, decoder=None) -> list[Final]:
+    return list(transcribe_blocks([audio], model, settings, sample_rate, decoder))

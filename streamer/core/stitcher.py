@@ -1,0 +1,133 @@
+"""Stitcher: frames kept from windows, joined before the CTC collapse, and the text they spell.
+
+Pure: best-path ids and probabilities in, words out. ``FrameTrack`` holds the first pass's frames by
+frame index (a later window overwrites the tail of an earlier one). ``Caption`` holds the committed
+frames of the caption being spoken: they only ever grow, so the text they spell (the stable text)
+is a prefix of every later partial and of the caption's final.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..text.ctc import Word, words_from_path, words_text
+from ..model.vocab import Vocabulary
+
+EMPTY_IDS = np.zeros(0, np.int64)
+EMPTY_PROBS = np.zeros(0, np.float32)
+
+
+class FrameTrack:
+    """Best-path ids and probabilities by frame index; frames before ``origin`` were dropped. Frames
+    never written (hops a busy driver dropped) read as ``gap_id``, a word delimiter: words on either
+    side of a gap stay apart."""
+
+    def __init__(self, gap_id: int):
+        self.origin, self.gap_id = 0, gap_id
+        self._ids, self._probs = EMPTY_IDS, EMPTY_PROBS
+
+    @property
+    def end(self) -> int:
+        return self.origin + len(self._ids)
+
+    def write(self, frame: int, ids: np.ndarray, probs: np.ndarray) -> None:
+        """Frames from frame on are replaced by these."""
+        if frame > self.end:
+            gap = frame - self.end
+            self._ids = np.concatenate([self._ids, np.full(gap, self.gap_id, np.int64)])
+            self._probs = np.concatenate([self._probs, np.zeros(gap, np.float32)])
+        keep = max(0, frame - self.origin)
+        skip = max(0, self.origin - frame)
+        self._ids = np.concatenate([self._ids[:keep], ids[skip:]])
+        self._probs = np.concatenate([self._probs[:keep], probs[skip:]])
+
+    def since(self, frame: int) -> tuple[np.ndarray, np.ndarray]:
+        start = max(0, frame - self.origin)
+        return self._ids[start:], self._probs[start:]
+
+    def drop_before(self, frame: int) -> None:
+        """Forget frames before frame (all of them when it lies past the end: the track restarts there)."""
+        drop = max(0, frame - self.origin)
+        self._ids, self._probs, self.origin = self._ids[drop:], self._probs[drop:], max(self.origin, frame)
+
+
+class Caption:
+    """The committed frames of one caption, from its first frame on. With a beam decoder each commit's
+    frames are decoded when they are committed and their words kept as they are: the stable text."""
+
+    def __init__(self, first_frame: int, vocab: Vocabulary, frame_s: float, decoder=None):
+        self.first_frame, self.vocab, self.frame_s, self.decoder = first_frame, vocab, frame_s, decoder
+        self._ids: list[np.ndarray] = []
+        self._probs: list[np.ndarray] = []
+        self._words: list[Word] = []  # beam search's, times from the caption's first frame
+        self.n_frames = 0
+        self.number: int | None = None  # caption number in the stream, given with its first text
+        self.shown = ""  # the last partial text sent
+
+    def successor(self, first_frame: int) -> "Caption":
+        """The next caption, from first_frame on."""
+        return Caption(first_frame, self.vocab, self.frame_s, self.decoder)
+
+    def restart_at(self, first_frame: int) -> None:
+        """Forget the frames committed so far (they spell nothing); the caption keeps its number and shown text."""
+        self.first_frame, self._ids, self._probs, self._words, self.n_frames = first_frame, [], [], [], 0
+
+    def append(self, ids: np.ndarray, probs: np.ndarray, logits: np.ndarray | None = None, state=None,
+               ends_sentence: bool = True):
+        """Commit frames (and, with a beam decoder, their logits, decoded from the language model's state
+        after what came before); returns that state after them."""
+        if self.decoder is not None:
+            words, state = self.decoder.decode(logits, state, ends_sentence)
+            offset = self.n_frames * self.frame_s
+            self._words += [Word(w.word, w.start_s + offset, w.end_s + offset, w.confidence) for w in words]
+        self._ids.append(ids)
+        self._probs.append(probs)
+        self.n_frames += len(ids)
+        return state
+
+    def frames(self) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._ids) > 1:
+            self._ids, self._probs = [np.concatenate(self._ids)], [np.concatenate(self._probs)]
+        return (self._ids[0], self._probs[0]) if self._ids else (EMPTY_IDS, EMPTY_PROBS)
+
+    def words(self, offset_s: float = 0.0) -> list[Word]:
+        """Committed words; times from offset_s at the caption's first frame."""
+        if self.decoder is not None:
+            return [Word(w.word, w.start_s + offset_s, w.end_s + offset_s, w.confidence) for w in self._words]
+        ids, probs = self.frames()
+        return words_from_path(ids, probs, self.vocab, self.frame_s, offset_s)
+
+    def has_letters(self) -> bool:
+        ids, _ = self.frames()
+        return bool(self.vocab.text_mask()[ids].any()) if len(ids) else False
+
+    def partial(self, tail_ids: np.ndarray, tail_probs: np.ndarray) -> tuple[list[Word], list[Word]]:
+        """Words of the committed frames followed by tail frames, and the committed frames' own words (the
+        stable ones). Committed frames never change, so the stable text stays a prefix of the partial's."""
+        if self.decoder is not None:  # beam-searched words, then the tail's (a commit ends between words)
+            stable = list(self._words)
+            return stable + words_from_path(tail_ids, tail_probs, self.vocab, self.frame_s), stable
+        ids, probs = self.frames()
+        stable = words_from_path(ids, probs, self.vocab, self.frame_s)
+        words = words_from_path(np.concatenate([ids, tail_ids]), np.concatenate([probs, tail_probs]),
+                                self.vocab, self.frame_s)
+        if not words_text(words).startswith(words_text(stable)):
+            raise AssertionError(f"stable text {words_text(stable)!r} is not a prefix of {words_text(words)!r}")
+        return words, stable
+
+
+def word_ends(ids: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """Frames right after a word delimiter that follows a letter: cutting there keeps the delimiter with
+    the words before, so they stay apart from whatever another window makes of the frames after."""
+    letters = vocab.text_mask()[ids]
+    seen_letter = np.maximum.accumulate(letters) if len(ids) else letters
+    delimiter = ids == vocab.delimiter_id
+    first_after_letter = delimiter & seen_letter & ~np.concatenate([[False], delimiter[:-1]])
+    return np.flatnonzero(first_after_letter) + 1
+
+
+def cut_between_words(ids: np.ndarray, vocab: Vocabulary, lo: int, hi: int) -> int | None:
+    """The latest word end in [lo, hi] (a frame to cut before), or None when there is none."""
+    ends = word_ends(ids, vocab)
+    inside = ends[(ends >= lo) & (ends <= hi)]
+    return int(inside[-1]) if len(inside) else None

@@ -1,0 +1,287 @@
+"""Streaming recognition: PCM input → VAD gate → two passes of windows → stitcher → partial and final events.
+
+A ``Recognizer`` holds the shared model and settings; ``recognizer.stream()`` gives one ``Stream`` per
+audio stream. A stream is sans-I/O: it never runs the model itself.
+
+    stream.feed(block) -> events            audio in, any length
+    stream.next_request() -> Request|None   a window of audio the stream needs logits for
+    stream.deliver(request, logits) -> events
+    stream.end() -> events                  no more audio
+
+A driver takes requests, runs them alone or batched with other streams', and hands the logits back
+in the order it took them. ``accept(block)`` and ``finish()`` are that driver for one stream (CLI,
+microphone, tests). Requests come most urgent first: what ends a caption, then the partial pass
+(one request covers every hop that waited, so a busy driver gets fewer, wider partial windows),
+then commits in running speech. Finals depend only on the audio, never on the driver or the
+block split.
+
+Three tiers of text per caption: the partial's tail (first pass, may change), the stable prefix
+(committed by the second pass with offline-sized context, never revised), and the final (the
+caption's committed words, with times). A caption ends at a pause, at the end of a speech segment,
+or in speech without pauses at the first word boundary committed after ``max_caption_s``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import SAMPLE_RATE
+from ..text.ctc import best_path, words_text
+from ..text.decoder import DecoderSettings, make_decoder
+from ..errors import StreamerError
+from .events import Final, Partial
+from .pcm import PcmInput
+from .segment import Request, Segment
+from .stitcher import Caption, cut_between_words
+from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
+from .windower import CommitSettings, Window, WindowSettings, kept_frames
+from ..text.written import CaptionText, TextSettings, make_writer
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    vad: VadSettings = VadSettings()
+    window: WindowSettings | None = WindowSettings()  # first pass (partials); None: no partials
+    commit: CommitSettings = CommitSettings()  # second pass (stable text, finals)
+    max_caption_s: float = 10.0  # in speech without pauses a caption ends at the next word boundary after this
+    decoder: DecoderSettings = DecoderSettings()  # greedy, or beam search with a language model (committed text)
+    text: TextSettings = TextSettings()  # written form (digits, capitals, full stops) or the model's raw words
+
+    def __post_init__(self) -> None:
+        if not self.max_caption_s > 0:
+            raise StreamerError(f"max_caption_s must be more than 0, not {self.max_caption_s}")
+
+
+class Recognizer:
+    """One model (an OnnxModel) shared by any number of streams."""
+
+    def __init__(self, model, settings: StreamSettings = StreamSettings(), decoder=None):
+        """decoder: a BeamDecoder to share (its language model loaded once); by default the one
+        settings.decoder asks for is made here (None for greedy decoding)."""
+        self.model, self.settings = model, settings
+        self.decoder = decoder if decoder is not None else make_decoder(model, settings.decoder)
+        self.writer = make_writer(settings.text, settings.decoder.hotwords)
+
+    def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
+        """A new stream of mono audio at sample_rate (resampled to the model's 16 kHz)."""
+        return Stream(self, sample_rate)
+
+    def logits(self, request: Request) -> np.ndarray:
+        return self.model.logits([self.model.geometry.pad_to_receptive_field(request.audio)], [request.stats])[0]
+
+
+class Stream:
+    def __init__(self, recognizer: Recognizer, sample_rate: int = SAMPLE_RATE):
+        self.recognizer = recognizer
+        self.settings = recognizer.settings
+        self.pcm = PcmInput(sample_rate)
+        self.gate = VadGate(recognizer.settings.vad)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop all state: the next block is the start of a new stream (times from 0, captions from 0)."""
+        self.pcm.reset()
+        self.gate.reset()
+        self._segments: dict[int, Segment] = {}
+        self.text = CaptionText(self.recognizer.writer)
+        self._count = 0
+        self._dropped_hops = 0  # of segments that are done
+
+    @property
+    def _rate(self) -> int:
+        return self.recognizer.model.geometry.sample_rate
+
+    @property
+    def clipped_samples(self) -> int:
+        """float samples beyond full scale so far, clipped to it (a sign of input gain set too high)."""
+        return self.pcm.clipped_samples
+
+    # ---- the synchronous driver
+    def accept(self, block: np.ndarray) -> list:
+        """Take a block of mono audio at the stream's sample rate, int16 or float32 in [-1, 1], any length;
+        return new events. A bad block raises StreamerError and changes nothing."""
+        return self.feed(block) + self.run()
+
+    def finish(self) -> list:
+        """End of audio: every open caption becomes final."""
+        return self.end() + self.run()
+
+    def run(self) -> list:
+        """Run every request the stream has, one by one, with the recognizer's model."""
+        events = []
+        while (request := self.next_request()) is not None:
+            events += self.deliver(request, self.recognizer.logits(request))
+        return events
+
+    # ---- sans-I/O
+    def feed(self, block: np.ndarray) -> list:
+        return self._vad_events(self.gate.accept(self.pcm.accept(block)))
+
+    def end(self) -> list:
+        return self._vad_events(self.gate.accept(self.pcm.finish()) + self.gate.finish())
+
+    def next_request(self) -> Request | None:
+        """The most urgent model run: a commit that may end a caption, then the partial pass, then a commit
+        in running speech; older segments first among equals, and commits of the oldest segment only (a
+        newer one's wait until it is done). None when nothing waits."""
+        while (level := self.urgency()) is not None:
+            segment = min((s for s in self._segments.values() if self._urgency(s) == level), key=lambda s: s.index)
+            if level != 1:
+                return self._take_commit(segment)
+            if (partial := segment.next_partial()) is not None:
+                return partial
+        return None
+
+    def urgency(self) -> int | None:
+        """How urgent this stream's next request is, without taking it: 0 (it may end a caption),
+        1 (a partial), 2 (a commit in running speech), or None when it has nothing to run."""
+        levels = [u for s in self._segments.values() if (u := self._urgency(s)) is not None]
+        return min(levels, default=None)
+
+    def _urgency(self, segment: Segment) -> int | None:
+        """Commits come from the oldest segment only, so captions end in the order they were spoken even
+        when a driver runs requests late; a newer segment's partials go on meanwhile."""
+        return segment.urgency(commits=segment.index == min(self._segments))
+
+    def lag_s(self) -> float:
+        """How far the committed text trails the audio received (seconds): a driver that cannot keep up
+        lets this grow without bound."""
+        return max((s.length - s.commits.committed_end for s in self._segments.values()), default=0) / self._rate
+
+    @property
+    def dropped_hops(self) -> int:
+        """Partial hops skipped because the driver fell behind (their audio is still committed)."""
+        return self._dropped_hops + sum(s.partials.dropped_hops for s in self._segments.values() if s.partials)
+
+    def deliver(self, request: Request, logits: np.ndarray) -> list:
+        segment = self._segments.get(request.segment)
+        if segment is None:  # the stream was reset meanwhile
+            return []
+        segment.decoded_end = max(segment.decoded_end, request.window.end_sample)
+        ids, probs = best_path(logits)
+        if request.window.kind == "partial":
+            first, _ = kept_frames(request.window, len(ids), segment.stride)
+            segment.track.write(request.window.keep_from // segment.stride, ids[first:], probs[first:])
+            return self._partial(segment)
+        return self._commit(segment, request.window, logits, ids, probs)
+
+    # ---- inside
+    def _forget(self, segment: Segment) -> None:
+        if segment.partials is not None:
+            self._dropped_hops += segment.partials.dropped_hops
+        del self._segments[segment.index]
+
+    def _take_commit(self, segment: Segment) -> Request:
+        segment.commit_taken = True
+        return segment.commit
+
+    def _vad_events(self, vad_events) -> list:
+        touched: dict[int, Segment] = {}
+        for event in vad_events:
+            if isinstance(event, SpeechAudio):
+                segment = self._segments.get(event.segment)
+                if segment is None:
+                    segment = self._segments[event.segment] = Segment(
+                        event.segment, event.start_sample, self.recognizer.model, self.settings, self.recognizer.decoder)
+                segment.add(event)
+                touched[segment.index] = segment
+            elif isinstance(event, SpeechEnd) and event.segment in self._segments:
+                segment = self._segments[event.segment]
+                segment.ended = True
+                touched[segment.index] = segment
+        events = []
+        for segment in touched.values():
+            events += self._schedule(segment)
+        return events
+
+    def _schedule(self, segment: Segment) -> list:
+        """Queue the segment's next commit; finish a segment whose rest is silent without the model."""
+        if segment.commit is not None:
+            return []
+        window = segment.next_commit()
+        if window is None:
+            if segment.ended:
+                self._forget(segment)
+            return []
+        if window.kind == "final" and segment.pauses.voiced_end <= window.keep_from:
+            segment.commits.advance(segment.length)  # nothing but silence left: no words to find in it
+            self._forget(segment)
+            return self._end_caption(segment, segment.length, at_pause=True)
+        segment.commit, segment.commit_taken = segment.request(window), False
+        return []
+
+    def _commit(self, segment: Segment, window: Window, logits: np.ndarray, ids: np.ndarray, probs: np.ndarray) -> list:
+        first, last = kept_frames(window, len(ids), segment.stride)
+        if window.kind == "commit":
+            lo = (segment.commits.search_from(window) - window.start_sample) // segment.stride
+            cut = cut_between_words(ids, self.recognizer.model.vocab, lo, last)
+            at_word_boundary, cut = cut is not None, last if cut is None else cut
+        else:  # a pause is silence, a final the end of the speech: both end words
+            cut, at_word_boundary = last, True
+        segment.lm_state = segment.caption.append(ids[first:cut], probs[first:cut], logits[first:cut], segment.lm_state,
+                                                  ends_sentence=window.kind != "commit")
+        cut_sample = segment.length if window.kind == "final" else window.start_sample + cut * segment.stride
+        if window.kind != "final" and segment.caption.first_frame + segment.caption.n_frames != cut_sample // segment.stride:
+            raise AssertionError(f"committed frames end at {segment.caption.first_frame + segment.caption.n_frames}, "
+                                 f"the cut at frame {cut_sample // segment.stride}")
+        segment.commits.advance(cut_sample)
+        segment.commit = None
+        if segment.partials is not None:
+            segment.partials.skip_to(cut_sample)
+        segment.track.drop_before(cut_sample // segment.stride)
+        events = self._caption_after_commit(segment, window.kind, at_word_boundary, cut_sample)
+        if window.kind == "final":
+            self._forget(segment)
+            return events
+        segment.drop_unneeded_audio()
+        return events + self._schedule(segment)
+
+    def _caption_after_commit(self, segment: Segment, kind: str, at_word_boundary: bool, cut_sample: int) -> list:
+        caption = segment.caption
+        length_s = (cut_sample - caption.first_frame * segment.stride) / self._rate
+        long_enough = length_s >= self.settings.max_caption_s
+        # a caption that found no word boundary for twice its length holds no speech (music, noise): cut it anyway
+        if kind != "commit" or (at_word_boundary and long_enough) or length_s >= 2 * self.settings.max_caption_s:
+            return self._end_caption(segment, cut_sample, at_pause=kind != "commit")
+        if not caption.has_letters():
+            caption.restart_at(cut_sample // segment.stride)  # only silence so far: the caption starts later
+        return self._partial(segment)
+
+    def _end_caption(self, segment: Segment, cut_sample: int, at_pause: bool) -> list:
+        """The caption's final (or, when it holds no words, a partial that clears what was shown); the
+        next caption starts at the cut. at_pause: it ends at a pause or the end of speech (a sentence may
+        end there), not in running speech."""
+        caption = segment.caption
+        start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
+        end_s = (segment.start_sample + cut_sample) / self._rate
+        words = caption.words(start_s)
+        segment.caption = caption.successor(cut_sample // segment.stride)
+        if words:
+            number = self._number(caption)
+            written, raw = self.text.final(number, words, at_pause)
+            return [Final(number, written, start_s, end_s, raw)]
+        self.text.cleared(caption.number)
+        return [Partial(caption.number, "", 0, start_s, end_s)] if caption.shown else []
+
+    def _partial(self, segment: Segment) -> list:
+        caption = segment.caption
+        words, stable = caption.partial(*segment.track.since(caption.first_frame + caption.n_frames))
+        raw = words_text(words)
+        if raw == caption.shown:
+            return []
+        caption.shown = raw
+        start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
+        end_s = (segment.start_sample + segment.decoded_end) / self._rate
+        number = self._number(caption) if raw else caption.number
+        text, stable_chars = self.text.partial(number, words, stable)
+        return [Partial(number, text, stable_chars, start_s, max(start_s, end_s),
+                        None if self.recognizer.writer is None else raw)]
+
+    def _number(self, caption: Caption) -> int:
+        """Captions are numbered from 0 as they first show text."""
+        if caption.number is None:
+            caption.number, self._count = self._count, self._count + 1
+        return caption.number
+

@@ -1,0 +1,180 @@
+"""Windows: which audio of a speech segment the model sees for each decode, and which frames are kept.
+
+One frame-level mechanism at three settings. A window is ``left context | kept | right context``:
+the model sees all of it, only the kept frames are used, joined to the frames kept before them
+before the CTC collapse (as the Hugging Face chunked pipeline does), so a word across a join is
+neither lost nor doubled.
+
+- ``PartialPass`` (first pass): one window per hop of audio with little context; its frames are the
+  partial's unstable tail, fast and cheap.
+- ``CommitPass`` (second pass): windows with offline-sized context whose frames are kept for good:
+  at a pause, when ``window_ms`` of audio waits (cut at a word boundary), and at the end of the
+  segment. Committed text is the stable text, and finals are made of it only.
+- The offline path is a ``CommitPass`` with 30 s windows and 3 s of context.
+
+Pure and deterministic: windows depend only on the audio's length and on what was committed, never
+on how the audio arrived. Right context shorter than the model needs for its last kept frame
+(receptive field − stride samples) is widened to that, so no kept frame is ever missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import StreamerError
+from ..model.geometry import FrameGeometry
+
+FRAME_MS = 20  # wav2vec2 frame stride: window edges fall on frame boundaries
+
+
+def check_ms(owner: str, **values: int | None) -> None:
+    for name, value in values.items():
+        if value is not None and (value < 0 or value % FRAME_MS):
+            raise StreamerError(f"{owner} {name} must be a non-negative multiple of {FRAME_MS} ms, not {value}")
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    """The first pass (partials): a window of left | hop | right per hop of audio."""
+
+    left_ms: int = 500  # context before the hop (seen by the model, frames not kept)
+    hop_ms: int = 500  # a window runs per hop of audio; partials come this often
+    right_ms: int = 240  # context after the hop; its frames end the partial
+    max_hops: int = 4  # a driver this far behind gets one window of the newest hops; older ones are dropped
+
+    def __post_init__(self) -> None:
+        check_ms("partial window", left_ms=self.left_ms, hop_ms=self.hop_ms, right_ms=self.right_ms)
+        if self.hop_ms == 0:
+            raise StreamerError(f"hop_ms must be at least {FRAME_MS} ms")
+        if self.max_hops < 1:
+            raise StreamerError(f"max_hops must be at least 1, not {self.max_hops}")
+
+
+@dataclass(frozen=True)
+class CommitSettings:
+    """The second pass (stable text, finals), and with other values the offline chunks."""
+
+    left_ms: int = 2000  # context before the committed frames
+    right_ms: int = 1000  # context after them
+    window_ms: int = 8000  # in speech without pauses a commit runs when this much audio waits
+    min_commit_ms: int | None = 2000  # the cut is the last word boundary at least this far on;
+    # None: cut exactly right_ms before the window's end (offline chunks)
+    pause_ms: int | None = 300  # a VAD pause this long after speech commits up to its middle; None: never
+
+    def __post_init__(self) -> None:
+        check_ms("commit window", left_ms=self.left_ms, right_ms=self.right_ms, window_ms=self.window_ms,
+                 min_commit_ms=self.min_commit_ms)
+        least = self.left_ms + self.right_ms + max(self.min_commit_ms or 0, FRAME_MS)
+        if self.window_ms < least:
+            raise StreamerError(f"commit window_ms ({self.window_ms}) must be at least left_ms + right_ms + "
+                                f"min_commit_ms ({least})")
+        if self.pause_ms is not None and self.pause_ms < 2 * FRAME_MS:
+            raise StreamerError(f"pause_ms must be at least {2 * FRAME_MS} ms (or None), not {self.pause_ms}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Segment-relative samples: the model sees [start, end); frames from keep_from to keep_to are kept."""
+
+    start_sample: int
+    end_sample: int
+    keep_from: int
+    keep_to: int  # a commit may cut earlier (at a word boundary); a final keeps every frame to the end
+    kind: str = "partial"  # partial, commit (in speech), pause, final (end of segment)
+
+
+def samples(ms: int, geometry: FrameGeometry) -> int:
+    return ms * geometry.sample_rate // 1000
+
+
+def least_right(geometry: FrameGeometry) -> int:
+    """Right context the last kept frame needs: its receptive field reaches this far past its start."""
+    stride = geometry.stride_samples
+    return -(-(geometry.receptive_field_samples - stride) // stride) * stride
+
+
+def kept_frames(window: Window, n_frames: int, stride: int) -> tuple[int, int]:
+    """First and last (exclusive) frame of the window's logits to keep; every kept frame must exist."""
+    first = (window.keep_from - window.start_sample) // stride
+    last = n_frames if window.kind == "final" else (window.keep_to - window.start_sample) // stride
+    if last > n_frames:
+        raise AssertionError(f"window {window} gave {n_frames} frames, {last} needed")
+    return first, last
+
+
+class PartialPass:
+    """Where the next first-pass window is: every hop whose right context has arrived, in one window
+    (several hops at once when the driver was too busy to run them one by one, and only the newest
+    ``max_hops`` of them when it fell further behind: the older ones are dropped, counted in
+    ``dropped_hops``; the second pass still commits that audio)."""
+
+    def __init__(self, settings: WindowSettings, geometry: FrameGeometry):
+        self.hop = samples(settings.hop_ms, geometry)
+        self.left = samples(settings.left_ms, geometry)
+        self.right = max(samples(settings.right_ms, geometry), least_right(geometry))
+        self.max_hops = settings.max_hops
+        self.next_keep = 0
+        self.dropped_hops = 0
+
+    def due(self, n_samples: int) -> int:
+        """Hops whose right context has arrived and that no window has kept yet."""
+        return max(0, (n_samples - self.right - self.next_keep) // self.hop)
+
+    def window(self, n_samples: int) -> Window | None:
+        due = self.due(n_samples)
+        if due < 1:
+            return None
+        if due > self.max_hops:
+            self.dropped_hops += due - self.max_hops
+            self.next_keep += (due - self.max_hops) * self.hop
+            due = self.max_hops
+        keep_to = self.next_keep + due * self.hop
+        window = Window(max(0, self.next_keep - self.left), keep_to + self.right, self.next_keep, keep_to)
+        self.next_keep = keep_to
+        return window
+
+    def skip_to(self, sample: int) -> None:
+        """Frames before sample are committed: no partial window needs them any more."""
+        self.next_keep = max(self.next_keep, sample)
+
+
+class CommitPass:
+    """Where the next second-pass window is, given what is committed (``committed_end``)."""
+
+    def __init__(self, settings: CommitSettings, geometry: FrameGeometry):
+        self.settings, self.stride = settings, geometry.stride_samples
+        self.left = samples(settings.left_ms, geometry)
+        self.least_right = least_right(geometry)
+        self.right = max(samples(settings.right_ms, geometry), self.least_right)
+        self.window_len = samples(settings.window_ms, geometry)
+        self.min_commit = None if settings.min_commit_ms is None else samples(settings.min_commit_ms, geometry)
+        self.pause = None if settings.pause_ms is None else samples(settings.pause_ms, geometry)
+        self.committed_end = 0
+
+    def _start(self) -> int:
+        return max(0, self.committed_end - self.left)
+
+    def due_at(self) -> int:
+        """Audio length at which speech without a pause forces a commit."""
+        return self._start() + self.window_len
+
+    def in_speech(self) -> Window:
+        """The forced commit: its cut is the last word boundary in [search_from, keep_to]."""
+        end = self.due_at()
+        return Window(self._start(), end, self.committed_end, end - self.right, "commit")
+
+    def search_from(self, window: Window) -> int:
+        return window.keep_to if self.min_commit is None else window.keep_from + self.min_commit
+
+    def at_pause(self, pause_start: int, pause_detected: int) -> Window:
+        """Commit up to the middle of a pause (silence on both sides of the cut)."""
+        middle = (pause_start + (pause_detected - pause_start) // 2) // self.stride * self.stride
+        cut = max(middle, self.committed_end)
+        return Window(self._start(), max(pause_detected, cut + self.least_right), self.committed_end, cut, "pause")
+
+    def at_end(self, end_sample: int) -> Window:
+        return Window(self._start(), end_sample, self.committed_end, end_sample, "final")
+
+    def advance(self, cut: int) -> None:
+        self.committed_end = cut
+

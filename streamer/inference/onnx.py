@@ -1,0 +1,142 @@
+"""ONNX Runtime inference for an exported model dir: batches of raw audio in, CTC logits out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StreamerError
+from ..model.geometry import FrameGeometry
+from ..model.vocab import BLANK_TOKEN, Vocabulary
+
+MANIFEST = "manifest.json"
+MODEL_FILE = "model.onnx"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    device: str = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU, else CPU
+    intra_op_threads: int = 0  # 0: ONNX Runtime's default (one per physical core)
+    inter_op_threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise StreamerError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
+            raise StreamerError("thread counts must be 0 (default) or positive")
+
+
+def normalize(audio: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
+    """Zero mean, unit variance, as the wav2vec2 feature extractor does for each input; stats (mean,
+    variance) of a longer stretch of audio than this one when given."""
+    audio = np.asarray(audio, dtype=np.float32)
+    mean, var = (float(audio.mean()), float(audio.var())) if stats is None else stats
+    return (audio - np.float32(mean)) / np.float32(np.sqrt(var + 1e-7))
+
+
+def pad_batch(audios: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to the longest input; the attention mask marks real samples with 1."""
+    longest = max(len(audio) for audio in audios)
+    batch = np.zeros((len(audios), longest), dtype=np.float32)
+    mask = np.zeros((len(audios), longest), dtype=np.int64)
+    for row, audio in enumerate(audios):
+        batch[row, : len(audio)] = audio
+        mask[row, : len(audio)] = 1
+    return batch, mask
+
+
+def choose_providers(device: str) -> list:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise StreamerError(
+            "device 'cuda' asked for, but this onnxruntime has no CUDA provider: "
+            "pip install onnxruntime-gpu (and uninstall onnxruntime), or run on the CPU (--compute cpu)"
+        )
+    if device != "cpu" and has_cuda:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OnnxModel:
+    """One ONNX Runtime session over an exported model dir, shared by every stream of a process."""
+
+    def __init__(self, model_dir: Path, settings: RunnerSettings = RunnerSettings()):
+        import onnxruntime as ort
+
+        self.model_dir = Path(model_dir)
+        self.manifest = read_manifest(self.model_dir)
+        self.vocab = Vocabulary.load(self.model_dir, self.manifest.get("blank_token", BLANK_TOKEN),
+                                     tuple(self.manifest.get("special_tokens", ())))
+        self.geometry = FrameGeometry.from_json(self.manifest)
+        self.do_normalize = bool(self.manifest.get("do_normalize", True))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = settings.intra_op_threads
+        options.inter_op_num_threads = settings.inter_op_threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = choose_providers(settings.device)
+        try:
+            self.session = ort.InferenceSession(str(self.model_dir / MODEL_FILE), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise StreamerError(f"{self.model_dir / MODEL_FILE}: ONNX Runtime cannot load it ({first_line})") from None
+        if settings.device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise StreamerError("device 'cuda' asked for, but ONNX Runtime could not start its CUDA provider")
+        outputs = self.session.get_outputs()[0].shape[-1]
+        if isinstance(outputs, int) and outputs != len(self.vocab):
+            raise StreamerError(f"{self.model_dir}: the model has {outputs} outputs per frame but vocab.json "
+                                f"{len(self.vocab)} tokens: the two must match")
+
+    @property
+    def language_model_dir(self) -> Path | None:
+        """The language model that goes with this model: its own language_model/ folder, the one its manifest
+        refers to (kept where it was, as a multi-GB binary is), or the source checkpoint's; None without one."""
+        referred = self.manifest.get("language_model")
+        candidates = [self.model_dir / "language_model", referred and self.model_dir / referred]
+        source = Path(str(self.manifest.get("source", "")))
+        candidates.append(source / "language_model" if source.is_dir() else None)
+        return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+
+    @property
+    def provider(self) -> str:
+        return self.session.get_providers()[0]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.geometry.sample_rate
+
+    def logits(self, audios: list[np.ndarray], stats: list[tuple[float, float] | None] | None = None) -> list[np.ndarray]:
+        """CTC logits (frames × vocab) for each float32 16 kHz input, padding frames removed. stats: the
+        (mean, variance) each input is normalized with (None: its own), when the model normalizes."""
+        if not audios:
+            return []
+        short = min(len(audio) for audio in audios)
+        if short < self.geometry.receptive_field_samples:
+            raise StreamerError(
+                f"audio of {short} samples is shorter than the model's receptive field "
+                f"({self.geometry.receptive_field_samples} samples)"
+            )
+        stats = stats or [None] * len(audios)
+        prepared = [normalize(audio, st) if self.do_normalize else np.asarray(audio, np.float32)
+                    for audio, st in zip(audios, stats)]
+        batch, mask = pad_batch(prepared)
+        (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask})
+        return [logits[row, : self.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]
+
+
+def read_manifest(model_dir: Path) -> dict:
+    path = Path(model_dir) / MANIFEST
+    if not path.is_file():
+        raise StreamerError(f"{model_dir} has no {MANIFEST}: expected a dir written by 'streamer export'")
+    if not (Path(model_dir) / MODEL_FILE).is_file():
+        raise StreamerError(f"{model_dir} has no {MODEL_FILE}: expected a dir written by 'streamer export'")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StreamerError(f"{path} is not readable JSON: {exc}") from None

@@ -1,0 +1,63 @@
+"""--model: an exported dir, a local Hugging Face checkpoint, or a hub id (exported once, then cached)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+from .checkpoint import WEIGHT_FILES, Checkpoint, check_ctc_config, load_vocabulary, resolve_checkpoint
+from .export import ExportSettings, export_checkpoint
+from ..files import check_dir_target
+from ..inference.onnx import MANIFEST, OnnxModel, RunnerSettings
+
+
+def cache_root() -> Path:
+    if os.environ.get("STREAMER_CACHE"):
+        return Path(os.environ["STREAMER_CACHE"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "streamer"
+
+
+def checkpoint_key(checkpoint: Checkpoint) -> str:
+    """Hub: the commit. Local dir: its path and its files' sizes and times, so an edit re-exports."""
+    if checkpoint.revision:
+        return checkpoint.revision
+    digest = hashlib.sha256(str(checkpoint.path).encode())
+    for name in ("config.json", "vocab.json", *WEIGHT_FILES):
+        path = checkpoint.path / name
+        if path.exists():
+            stat = path.stat()
+            digest.update(f"{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_export_dir(checkpoint: Checkpoint, precision: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "--", checkpoint.source.strip("/")).strip("-") or "model"
+    return cache_root() / slug[-80:] / checkpoint_key(checkpoint) / precision
+
+
+def auto_precision(settings: RunnerSettings) -> str:
+    """fp32 where a GPU runs the model; int8 on a CPU, where fp32 XLS-R-300M is too slow to stream
+    on a few cores (benchmarks/RESULTS.md)."""
+    from ..inference.onnx import choose_providers
+
+    return "fp32" if choose_providers(settings.device)[0] == "CUDAExecutionProvider" else "int8"
+
+
+def load_model(spec: str, settings: RunnerSettings = RunnerSettings(), precision: str = "fp32",
+               log: Callable[[str], None] = lambda _: None) -> OnnxModel:
+    """precision applies when a checkpoint is exported on first use: fp32, fp16, int8 or auto."""
+    path = Path(spec).expanduser()
+    if path.is_dir() and (path / MANIFEST).exists():
+        return OnnxModel(path, settings)
+    checkpoint = resolve_checkpoint(spec)
+    load_vocabulary(checkpoint, check_ctc_config(checkpoint))  # fail before a long export, not during it
+    precision = auto_precision(settings) if precision == "auto" else precision
+    target = cached_export_dir(checkpoint, precision)
+    if not (target / MANIFEST).exists():
+        check_dir_target(target, "the model cache", "; set STREAMER_CACHE to a writable folder")
+        log(f"first use of {checkpoint.source}: exporting to {target}")
+        export_checkpoint(checkpoint, target, ExportSettings(precision=precision), log=log)
+    return OnnxModel(target, settings)

@@ -1,0 +1,1 @@
+"""The caption server: websocket protocol, sessions, broadcast to viewers, Prometheus metrics."""

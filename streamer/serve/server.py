@@ -1,0 +1,421 @@
+"""The caption server: many live streams on one model, batched; HTTP on the same port.
+
+    websocket  any path          the protocol of ``streamer.protocol``, one stream per connection
+    GET /                        the browser client (client/, installed as package data)
+    GET /healthz                 200 while the process serves
+    GET /readyz                  200 once the model is loaded and warmed, else 503
+    GET /metrics                 Prometheus metrics
+
+Streams share one ``Batcher`` (one model call at a time, off the event loop). A stream never waits
+for another: its events go to its own bounded queue, a client that does not read is dropped, and a
+stream the server cannot keep up with gets a ``busy`` error. Limits (streams, frame size, idle time),
+an optional token (config message or ``?token=``, compared in constant time, never logged) and
+allowed origins (default: the server's own page and clients that send no Origin, such as scripts).
+SIGTERM ends every stream as its client's eof would: last finals, ``end``, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import hmac
+import json
+import logging
+import signal
+import threading
+import time
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib.resources import files
+
+from ..inference.batcher import Batcher, BatchSettings
+from .broadcast import Broadcast, run_ingest
+from ..text.decoder import make_decoder
+from ..errors import StreamerError
+from ..core.events import Final, Partial
+from ..sources.live import IngestSettings, LiveSource
+from .protocol import ClientConfig, ProtocolError, decode_frame, event_message, parse_config, stream_settings
+from ..core.stream import Recognizer, StreamSettings
+from .telemetry import Metrics
+
+log = logging.getLogger("streamer.server")
+STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+          "/worklet.js": ("worklet.js", "text/javascript; charset=utf-8"),
+          "/style.css": ("style.css", "text/css; charset=utf-8"),
+          "/viewer": ("viewer.html", "text/html; charset=utf-8"),
+          "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
+VIEWER_PATH = "/live"  # the broadcast's websocket
+CLOSE_POLICY, CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN = 1008, 1001, 1013
+SEND_TIMEOUT_S = 10.0  # after eof, how long the last events may take to reach a slow client
+CLOSE_TIMEOUT_S = 5.0  # how long a closing handshake may take before the connection is dropped
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_streams: int = 16
+    max_frame_bytes: int = 256 * 1024  # 1.3 s of 48 kHz float32: a browser sends 100 ms frames
+    idle_timeout_s: float = 30.0  # no message for this long ends the stream (its finals are sent first)
+    max_lag_s: float = 30.0  # a stream whose audio waits this long for the model gets a busy error
+    send_queue: int = 512  # events waiting for a client that does not read before it is dropped
+    ping_interval_s: float = 20.0  # a client that answers no ping for as long again is dropped (it does not read)
+    token: str | None = field(default=None, repr=False)
+    allowed_origins: tuple[str, ...] = ()  # besides the server's own; "*" allows any
+    batch: BatchSettings = BatchSettings()
+    ingest: str | None = None  # broadcast mode: transcribe this input once for every viewer at /live
+    ingest_settings: IngestSettings = IngestSettings(live=None)
+    video_url: str | None = None  # the viewer page shows this video beside the captions
+    viewer_queue: int = 256  # events waiting for a viewer before it is dropped
+    history: int = 20  # finals a viewer who joins late gets first
+
+    def __post_init__(self) -> None:
+        if self.max_streams < 1 or self.max_frame_bytes < 64 or self.idle_timeout_s <= 0:
+            raise StreamerError("max_streams must be ≥ 1, max_frame_bytes ≥ 64 and idle_timeout_s > 0")
+
+
+class Session:
+    """One connection: its stream, its outgoing events, and when each piece of its audio arrived."""
+
+    def __init__(self, ws, config: ClientConfig, stream, metrics: Metrics, queue_size: int):
+        self.ws, self.config, self.stream, self.metrics = ws, config, stream, metrics
+        self.outbox: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
+        self.samples_in = 0  # at the stream's 16 kHz
+        self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (16 kHz sample reached, time)
+        self.overflowed = False
+        self.dropped_hops = 0
+
+    def audio_arrived(self, n_samples: int, rate: int) -> None:
+        self.samples_in += round(n_samples * 16000 / rate)
+        self._arrivals.append((self.samples_in, time.monotonic()))
+        self.metrics.audio_in(n_samples / rate)
+
+    def arrival(self, seconds: float) -> float | None:
+        """When the audio at this stream time arrived."""
+        positions = [p for p, _ in self._arrivals]
+        i = bisect.bisect_left(positions, round(seconds * 16000))
+        return self._arrivals[i][1] if i < len(self._arrivals) else None
+
+    def sink(self, events: list) -> None:
+        """Events of the stream (or an exception from the model call) into the client's queue."""
+        now = time.monotonic()
+        for event in events:
+            if isinstance(event, Exception):
+                self.put(ProtocolError("internal", f"the model call failed: {event}").to_json())
+                continue
+            self._observe(event, now)
+            message = event_message(event, self.config)
+            if message is not None:
+                self.put(message)
+        dropped = self.stream.dropped_hops
+        self.metrics.dropped.inc(max(0, dropped - self.dropped_hops))
+        self.dropped_hops = max(self.dropped_hops, dropped)
+
+    def _observe(self, event, now: float) -> None:
+        if isinstance(event, Partial) and event.text:
+            arrived = self.arrival(event.end_s)
+            if arrived is not None:
+                self.metrics.partial.observe(now - arrived)
+        elif isinstance(event, Final):
+            arrived = self.arrival(event.words[-1].end_s)
+            if arrived is not None:
+                self.metrics.final.observe(now - arrived)
+
+    def put(self, message: dict) -> None:
+        try:
+            self.outbox.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True  # the client does not read: the receive loop drops it
+
+    def lag_s(self) -> float:
+        return self.stream.lag_s()
+
+
+class CaptionServer:
+    def __init__(self, load_model, settings: ServerSettings = ServerSettings(),
+                 stream_defaults: StreamSettings = StreamSettings()):
+        """load_model: a function that returns the OnnxModel (called on a worker thread at start)."""
+        self.load_model, self.settings, self.stream_defaults = load_model, settings, stream_defaults
+        self.metrics = Metrics()
+        self.model = None
+        self.decoder = None  # a beam decoder shared by every stream, when the defaults ask for one
+        self.batcher: Batcher | None = None
+        self.sessions: set[Session] = set()
+        self.stopping = asyncio.Event()
+        self.port: int | None = None
+        self.ready = asyncio.Event()
+        self.broadcast = None if settings.ingest is None else Broadcast(
+            settings.viewer_queue, settings.history, self.metrics.dropped_viewers.inc)
+        self._ingest_stop = threading.Event()
+        self._ingest: asyncio.Task | None = None
+
+    # ---- life cycle
+    async def serve(self, started=None) -> None:
+        """Listen, load and warm the model, serve until SIGTERM/SIGINT, then end every stream and return."""
+        from websockets.asyncio.server import serve
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        async with serve(self._handle, self.settings.host, self.settings.port, process_request=self._http,
+                         max_size=self.settings.max_frame_bytes, max_queue=64,
+                         ping_interval=self.settings.ping_interval_s, ping_timeout=self.settings.ping_interval_s,
+                         close_timeout=CLOSE_TIMEOUT_S,
+                         server_header="streamer") as server:
+            self.port = server.sockets[0].getsockname()[1]
+            log.info("listening on http://%s:%d/", self.settings.host, self.port)
+            if started is not None:
+                started(self)
+            consumer = asyncio.create_task(self._load_and_run())
+            stopping = asyncio.create_task(self.stopping.wait())
+            await asyncio.wait({consumer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            self.stopping.set()
+            self._ingest_stop.set()
+            log.info("stopping: ending %d streams", len(self.sessions))
+            server.close(close_connections=False)  # no new connections; the streams end as at eof
+            if self._ingest is not None:
+                await asyncio.wait({self._ingest}, timeout=60)
+            while self.sessions:
+                await asyncio.sleep(0.05)
+            consumer.cancel()
+        if self.batcher is not None:
+            self.batcher.close()
+        if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
+            raise consumer.exception()  # the model could not be loaded
+
+    async def _load_and_run(self) -> None:
+        self.model = await asyncio.to_thread(self.load_model)
+        self.decoder = await asyncio.to_thread(make_decoder, self.model, self.stream_defaults.decoder)
+        await asyncio.to_thread(self._warm_up)
+        self.batcher = Batcher(self.model, self.settings.batch, self.metrics.batch_done)
+        if self.broadcast is not None:
+            source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
+                                             log.info, self._ingest_stop)
+            stream = Recognizer(self.model, self.stream_defaults, self.decoder).stream()
+            self._ingest = asyncio.create_task(run_ingest(source, stream, self.batcher, self.broadcast, log.info))
+        self.ready.set()
+        log.info("model ready: %s (%s)", self.model.manifest.get("source"), self.model.manifest.get("precision"))
+        await self.batcher.run()
+
+    def _warm_up(self) -> None:
+        import numpy as np
+
+        for seconds in (1.24, 8.0):
+            self.model.logits([np.zeros(int(seconds * 16000), np.float32)])
+
+    # ---- HTTP on the same port
+    def _http(self, connection, request):
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+
+        def respond(status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8"):
+            headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
+                               ("Cache-Control", "no-store")])
+            return Response(status.value, status.phrase, headers, body)
+
+        path, _, query = request.path.partition("?")
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if not self._origin_allowed(request.headers):
+                self.metrics.refused.labels("origin").inc()
+                return respond(HTTPStatus.FORBIDDEN, b"origin not allowed\n")
+            token = urllib.parse.parse_qs(query).get("token", [None])[0]
+            if token is not None and not self._token_ok(token):
+                self.metrics.refused.labels("token").inc()
+                return respond(HTTPStatus.UNAUTHORIZED, b"wrong token\n")
+            return None
+        if path == "/healthz":
+            return respond(HTTPStatus.OK, b"ok\n")
+        if path == "/readyz":
+            ok = self.ready.is_set() and not self.stopping.is_set()
+            return respond(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
+                           b"ready\n" if ok else b"loading the model\n" if not self.ready.is_set() else b"stopping\n")
+        if path == "/metrics":
+            from prometheus_client import CONTENT_TYPE_LATEST
+
+            return respond(HTTPStatus.OK, self.metrics.text(), CONTENT_TYPE_LATEST)
+        if path in STATIC:
+            name, content_type = STATIC[path]
+            return respond(HTTPStatus.OK, (files("streamer.client") / name).read_bytes(), content_type)
+        return respond(HTTPStatus.NOT_FOUND, b"not found\n")
+
+    def _origin_allowed(self, headers) -> bool:
+        origin = headers.get("Origin")
+        if origin is None or "*" in self.settings.allowed_origins or origin in self.settings.allowed_origins:
+            return True
+        return urllib.parse.urlsplit(origin).netloc == headers.get("Host")
+
+    def _token_ok(self, token: str | None) -> bool:
+        if self.settings.token is None:
+            return True
+        return token is not None and hmac.compare_digest(token.encode(), self.settings.token.encode())
+
+    # ---- one connection
+    async def _handle(self, ws) -> None:
+        if ws.request.path.partition("?")[0] == VIEWER_PATH:
+            await self._view(ws)
+            return
+        try:
+            config = await self._config(ws)
+        except ProtocolError as error:
+            self.metrics.refused.labels(error.code).inc()
+            await self._refuse(ws, error)
+            return
+        except Exception:  # the client left before its config: nothing to clean up
+            return
+        settings = stream_settings(self.stream_defaults, config.settings)
+        session = Session(ws, config, Recognizer(self.model, settings, self.decoder).stream(config.sample_rate),
+                          self.metrics, self.settings.send_queue)
+        entry = self.batcher.add(session.stream, session.sink)
+        self.sessions.add(session)
+        self.metrics.streams.inc()
+        sender = asyncio.create_task(self._send(session))
+        try:
+            await ws.send(json.dumps({"type": "ready", "sample_rate": config.sample_rate, "format": config.format,
+                                      "model": self.model.manifest.get("source"), "partials": config.partials}))
+            ended = await self._receive(session, entry)
+            if ended:
+                await self._finish(session, entry, sender)
+        except Exception as exc:  # the client went away (or sent what the protocol cannot take): others go on
+            log.debug("stream ended: %s", exc.__class__.__name__)
+        finally:
+            self.batcher.remove(entry)
+            self.sessions.discard(session)
+            self.metrics.streams.dec()
+            sender.cancel()
+
+    async def _view(self, ws) -> None:
+        """A viewer of the broadcast: ready, the recent captions, then every event as it comes, until end."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(ws.request.path).query)
+        if self.broadcast is None:
+            await self._refuse(ws, ProtocolError("no_broadcast", "this server has no broadcast: start it with --ingest"))
+            return
+        if not self._token_ok(query.get("token", [None])[0]):
+            await self._refuse(ws, ProtocolError("unauthorized", "a token is required: add ?token=… to the URL"))
+            return
+        viewer = self.broadcast.join()
+        self.metrics.viewers.inc()
+        try:
+            await ws.send(json.dumps({"type": "ready", "mode": "viewer", "video": self.settings.video_url}))
+            while True:
+                message = await viewer.queue.get()
+                sent = asyncio.ensure_future(ws.send(json.dumps(message, ensure_ascii=False)))
+                while not sent.done():  # a viewer that stops reading is dropped, not waited for
+                    await asyncio.wait({sent}, timeout=0.5)
+                    if viewer.dropped and not sent.done():
+                        sent.cancel()
+                        ws.transport.abort()
+                        return
+                sent.result()
+                if message["type"] == "end":
+                    await ws.close(CLOSE_GOING_AWAY if self.stopping.is_set() else 1000)
+                    return
+                if viewer.dropped and viewer.queue.empty():
+                    await ws.close(CLOSE_POLICY, "viewer too slow: dropped from the broadcast")
+                    return
+        except Exception:  # the viewer went away
+            return
+        finally:
+            self.broadcast.leave(viewer)
+            self.metrics.viewers.dec()
+
+    async def _config(self, ws) -> ClientConfig:
+        if not self.ready.is_set():
+            raise ProtocolError("not_ready", "the model is still loading; try again in a moment")
+        if self.stopping.is_set():
+            raise ProtocolError("stopping", "the server is shutting down")
+        if len(self.sessions) >= self.settings.max_streams:
+            raise ProtocolError("busy", f"the server is full ({self.settings.max_streams} streams); try again later")
+        try:
+            message = await asyncio.wait_for(ws.recv(), self.settings.idle_timeout_s)
+        except asyncio.TimeoutError:
+            raise ProtocolError("idle", f"no config within {self.settings.idle_timeout_s:g} s") from None
+        config = parse_config(message)
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(ws.request.path).query)
+        token = config.token if config.token is not None else query.get("token", [None])[0]
+        if not self._token_ok(token):
+            raise ProtocolError("unauthorized", "a token is required and the one given is wrong"
+                                if token else "a token is required: add \"token\" to the config")
+        return config
+
+    async def _refuse(self, ws, error: ProtocolError) -> None:
+        code = CLOSE_TRY_AGAIN if error.code in ("busy", "not_ready", "stopping") else CLOSE_POLICY
+        try:
+            await ws.send(json.dumps(error.to_json()))
+            await ws.close(code, error.message[:120])
+        except Exception:
+            pass
+
+    async def _receive(self, session: Session, entry) -> bool:
+        """Audio into the stream until eof, shutdown or idle time (True: finish the stream and say end);
+        False when the client has to be dropped."""
+        stream, ws = session.stream, session.ws
+        while True:
+            receive = asyncio.ensure_future(ws.recv())
+            stop = asyncio.ensure_future(self.stopping.wait())
+            done, _ = await asyncio.wait({receive, stop}, timeout=self.settings.idle_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if receive not in done:
+                receive.cancel()
+                if not done:
+                    session.put(ProtocolError("idle", f"no audio for {self.settings.idle_timeout_s:g} s: "
+                                                      "ending the stream").to_json())
+                return True
+            message = receive.result()  # raises when the client is gone
+            if session.overflowed:
+                self.metrics.refused.labels("not_reading").inc()
+                await ws.close(CLOSE_POLICY, "client does not read its captions")
+                return False
+            if isinstance(message, str):
+                if self._control(session, message):
+                    return True
+                continue
+            try:
+                block = decode_frame(message, session.config.format)
+            except ProtocolError as error:
+                session.put(error.to_json())
+                continue
+            session.audio_arrived(len(block), session.config.sample_rate)
+            session.sink(stream.feed(block))
+            self.batcher.wake(entry)
+            if session.lag_s() > self.settings.max_lag_s:
+                self.metrics.refused.labels("busy").inc()
+                session.put(ProtocolError("busy", f"the server is {session.lag_s():.0f} s behind this stream; "
+                                                  "ending it").to_json())
+                return True
+
+    def _control(self, session: Session, message: str) -> bool:
+        """A text message after the config: eof ends the stream (True); anything else is an error event."""
+        try:
+            data = json.loads(message)
+        except ValueError:
+            session.put(ProtocolError("bad_message", "text messages after the config must be JSON, such as "
+                                                     "{\"type\": \"eof\"}; audio goes in binary frames").to_json())
+            return False
+        if isinstance(data, dict) and data.get("type") == "eof":
+            return True
+        session.put(ProtocolError("bad_message", "the only text message after the config is {\"type\": \"eof\"}; "
+                                                 "audio goes in binary frames").to_json())
+        return False
+
+    async def _finish(self, session: Session, entry, sender: asyncio.Task) -> None:
+        """End of the client's audio: the last finals, then end, then a normal close."""
+        session.sink(session.stream.end())
+        self.batcher.wake(entry)
+        await entry.drained.wait()
+        session.put({"type": "end"})
+        sent = asyncio.ensure_future(session.outbox.join())
+        await asyncio.wait({sent, sender}, timeout=SEND_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        sent.cancel()
+        await session.ws.close(CLOSE_GOING_AWAY if self.stopping.is_set() else 1000)
+
+    async def _send(self, session: Session) -> None:
+        """The client's events in order; ends when the client is gone."""
+        while True:
+            message = await session.outbox.get()
+            try:
+                await session.ws.send(json.dumps(message, ensure_ascii=False))
+            finally:
+                session.outbox.task_done()

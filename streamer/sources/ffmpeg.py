@@ -1,0 +1,147 @@
+"""Audio sources for files and URLs: an ffmpeg subprocess that yields 16 kHz mono int16 blocks."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import wave
+from collections import deque
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .. import SAMPLE_RATE
+from ..errors import StreamerError
+
+URL_SCHEMES = ("http://", "https://", "rtmp://", "rtsp://", "srt://", "udp://", "tcp://")
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(URL_SCHEMES)
+
+
+def find_ffmpeg(tool: str = "ffmpeg") -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise StreamerError(f"{tool} is not installed: streamer reads audio with it (apt-get install ffmpeg)")
+    return found
+
+
+def check_input(source: str) -> None:
+    if is_url(source):
+        return
+    path = Path(source)
+    if not path.exists():
+        raise StreamerError(f"{source}: no such file")
+    if path.is_dir():
+        raise StreamerError(f"{source} is a directory: expected an audio or video file")
+    if path.stat().st_size == 0:
+        raise StreamerError(f"{source} is empty: expected an audio or video file")
+
+
+def probe_duration_s(source: str) -> float | None:
+    """The container's duration, for progress bars; None when unknown (live streams, odd files)."""
+    try:
+        out = subprocess.run(
+            [find_ffmpeg("ffprobe"), "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", source],
+            capture_output=True, text=True, timeout=30, check=False,
+        ).stdout.strip()
+        return float(out) if out and out != "N/A" else None
+    except (StreamerError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def explain_ffmpeg_error(source: str, stderr: str) -> str:
+    text = stderr.lower()
+    if "does not contain any stream" in text or "matches no streams" in text or "no audio" in text:
+        return f"{source} has no audio stream: expected a file or URL with audio"
+    for code, meaning in ((404, "not found"), (403, "forbidden"), (401, "unauthorized")):
+        if re.search(rf"(http error|returned) {code}\b", text):
+            return f"{source}: {meaning} ({code})"
+    if "connection refused" in text:
+        return f"cannot connect to {source}: connection refused"
+    if "timed out" in text or "timeout" in text:
+        return f"{source} did not answer in time"
+    if any(sign in text for sign in ("invalid data found", "could not find codec", "moov atom not found",
+                                     "invalid argument", "unknown format")):
+        return f"{source} is not a media file ffmpeg can read"
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
+    return f"ffmpeg could not decode {source}: {last}"
+
+
+def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool = False) -> Iterator[np.ndarray]:
+    """16 kHz mono int16 blocks of any file or URL ffmpeg reads (any rate, any channel count)."""
+    check_input(source)
+    command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    command += ["-re"] if realtime else []
+    command += ["-i", source, "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stderr = StderrTail(process.stderr)  # drained all along: a chatty source must not fill the pipe
+    produced = 0
+    try:
+        while chunk := process.stdout.read(block_samples * 2):
+            chunk = chunk[: len(chunk) // 2 * 2]
+            produced += len(chunk) // 2
+            yield np.frombuffer(chunk, dtype=np.int16)
+        if process.wait() != 0:
+            raise StreamerError(explain_ffmpeg_error(source, stderr.text()))
+        if produced == 0:
+            raise StreamerError(f"{source} contains no audio samples")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        stderr.join()
+        process.stdout.close()
+        process.stderr.close()
+
+
+class StderrTail:
+    """Reads a subprocess's stderr on a thread as it comes, keeping its last lines (those keep() accepts)
+    for error messages, and the first line that matches watch."""
+
+    def __init__(self, pipe, max_lines: int = 50, keep: Callable[[str], bool] = lambda line: True,
+                 watch: re.Pattern | None = None):
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._keep, self._watch = keep, watch
+        self._match: re.Match | None = None
+        self._matched = threading.Event()
+        self._thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, pipe) -> None:
+        for raw in iter(pipe.readline, b""):
+            line = raw.decode("utf-8", "replace")
+            if self._watch is not None and self._match is None and (match := self._watch.search(line)):
+                self._match = match
+                self._matched.set()
+            if self._keep(line):
+                self._lines.append(line)
+        self._matched.set()
+
+    def first_match(self, timeout_s: float) -> re.Match | None:
+        self._matched.wait(timeout_s)
+        return self._match
+
+    def join(self) -> None:
+        self._thread.join(timeout=5)
+
+    def text(self) -> str:
+        self.join()
+        return "".join(self._lines)
+
+
+def read_audio(source: str) -> np.ndarray:
+    """A whole file as one int16 array (short files and tests; long inputs should stream blocks)."""
+    return np.concatenate(list(ffmpeg_blocks(source)))
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """A 16 kHz mono 16-bit WAV as float32 in [-1, 1], without ffmpeg (package data)."""
+    with wave.open(str(path), "rb") as f:
+        if (f.getframerate(), f.getnchannels(), f.getsampwidth()) != (SAMPLE_RATE, 1, 2):
+            raise StreamerError(f"{path}: expected 16 kHz mono 16-bit WAV")
+        return np.frombuffer(f.readframes(f.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0

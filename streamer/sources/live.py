@@ -1,0 +1,209 @@
+"""Live ingest: an ffmpeg subprocess on any URL or file, reconnected when a live input drops or stalls,
+with its audio kept on the input's own clock.
+
+``LiveSource(source).blocks()`` yields 16 kHz mono int16 blocks whose sample count is programme time:
+time 0 is the first audio timestamp of the first connection (ffmpeg runs with ``-copyts`` and reports
+the first frame's timestamp), and after a reconnect the audio resumes at the timestamp the input
+gives then. What was missed becomes silence of the same length; audio the input repeats (it rejoined
+earlier than it left) is skipped. So captions stay on the stream's clock, and a gap is a gap.
+
+An input that fails before it ever gave audio for a reason that will not change (404, no audio stream,
+not a media file) is an error at once; anything else is retried with backoff (1, 2, 4, 8, 15 s) for
+``retry_s``, each attempt's reason said through ``log``. A live input (rtmp, rtsp, srt, udp, an HLS
+playlist without #EXT-X-ENDLIST) that ends is waited for like one that dropped; a file ends the
+stream.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .. import SAMPLE_RATE
+from .ffmpeg import StderrTail, check_input, explain_ffmpeg_error, find_ffmpeg, is_url
+from ..errors import StreamerError
+
+BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0)
+LIVE_SCHEMES = ("rtmp://", "rtmps://", "rtsp://", "srt://", "udp://", "tcp://")
+PERMANENT = ("has no audio stream", "is not a media file", "not found (404)", "forbidden (403)",
+             "unauthorized (401)", "no such file")
+PTS_LINE = re.compile(r"Parsed_ashowinfo.*?\bpts_time:(-?[0-9.]+)")
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    realtime: bool = False  # read a file no faster than it plays (ffmpeg -re)
+    live: bool | None = None  # None: from the input (see is_live)
+    retry_s: float = 60.0  # keep reconnecting this long after a drop (or before the first audio)
+    stall_s: float = 15.0  # no audio for this long from a live input counts as a drop
+    block_samples: int = SAMPLE_RATE // 10
+
+    def __post_init__(self) -> None:
+        if self.retry_s < 0 or self.stall_s <= 0 or self.block_samples < 1:
+            raise StreamerError("ingest needs retry_s ≥ 0, stall_s > 0 and block_samples ≥ 1")
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Programme time the input did not deliver, and why."""
+
+    start_s: float
+    end_s: float
+    reason: str
+
+
+def is_live(source: str, default: bool = False) -> bool:
+    """rtmp/rtsp/srt/udp/tcp inputs, and HLS playlists that do not (yet) end with #EXT-X-ENDLIST; for
+    anything else, default."""
+    if source.startswith(LIVE_SCHEMES):
+        return True
+    if is_url(source) and ".m3u8" in source.split("?")[0]:
+        try:
+            with urllib.request.urlopen(source, timeout=10) as response:
+                return b"#EXT-X-ENDLIST" not in response.read(1 << 20)
+        except OSError:
+            return True  # not reachable now: a live input that may come back
+    return default
+
+
+class LiveSource:
+    def __init__(self, source: str, settings: IngestSettings = IngestSettings(),
+                 log: Callable[[str], None] = lambda message: None, stop: threading.Event | None = None):
+        """stop: set it to end the blocks (between blocks, or during a wait to reconnect)."""
+        check_input(source)
+        self.source, self.settings, self.log = source, settings, log
+        self.stop = stop or threading.Event()
+        self.live = is_live(source) if settings.live is None else settings.live
+        self.position = 0  # samples delivered, on the programme clock
+        self.origin_pts_s: float | None = None  # the input's timestamp at programme time 0
+        self.gaps: list[Gap] = []
+
+    @property
+    def position_s(self) -> float:
+        return self.position / SAMPLE_RATE
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Blocks on the programme clock until the input ends (or cannot be reached for retry_s)."""
+        failing_since, attempt, reason = None, 0, ""
+        while True:
+            connection = Connection(self.source, self.settings)
+            delivered, skip = False, 0  # delivered: new audio came (not only audio already received)
+            try:
+                for pts_s, block in connection.blocks():
+                    if pts_s is not None:  # the connection's first audio
+                        skip = yield from self._resume(pts_s, reason)
+                    if skip:
+                        dropped = min(skip, len(block))
+                        block, skip = block[dropped:], skip - dropped
+                    if len(block):
+                        delivered, failing_since, attempt = True, None, 0
+                        self.position += len(block)
+                        yield block
+                    if self.stop.is_set():
+                        return
+                if not self.live or not is_live(self.source, default=True):
+                    return  # a file, or a live programme that has ended (its playlist says so now)
+                reason = "the input ended"
+            except StreamerError as exc:
+                reason = str(exc)
+                if self.origin_pts_s is None and any(sign in reason for sign in PERMANENT):
+                    raise
+            finally:
+                connection.close()
+            now = time.monotonic()
+            failing_since = now if failing_since is None or delivered else failing_since
+            if now - failing_since >= self.settings.retry_s:
+                if self.origin_pts_s is None:
+                    raise StreamerError(f"{reason} (gave up after {self.settings.retry_s:g} s of retries)")
+                self.log(f"input lost at {self.position_s:.1f} s and not back for {self.settings.retry_s:g} s "
+                         f"({reason}): ending")
+                return
+            wait = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+            self.log(f"input {'dropped' if self.origin_pts_s is not None else 'not reachable'} at "
+                     f"{self.position_s:.1f} s: {reason}; retrying in {wait:g} s")
+            attempt += 1
+            if self.stop.wait(wait):
+                return
+
+    def _resume(self, pts_s: float, reason: str):
+        """Place a connection's first audio on the programme clock: silence for what was missed (yielded),
+        or the number of samples to skip when the input repeats audio already delivered (returned)."""
+        if self.origin_pts_s is None:
+            self.origin_pts_s = pts_s
+            return 0
+        at = round((pts_s - self.origin_pts_s) * SAMPLE_RATE)
+        if at > self.position:
+            gap = Gap(self.position_s, at / SAMPLE_RATE, reason or "the input dropped")
+            self.gaps.append(gap)
+            self.log(f"input back: programme time {gap.start_s:.1f}–{gap.end_s:.1f} s was missed ({gap.reason})")
+            while self.position < at:
+                n = min(self.settings.block_samples, at - self.position)
+                self.position += n
+                yield np.zeros(n, np.int16)
+        elif at < self.position:
+            self.log(f"input back {(self.position - at) / SAMPLE_RATE:.1f} s before where it left: "
+                     "skipping what was already received")
+        return max(0, self.position - at)
+
+
+class Connection:
+    """One ffmpeg run: (timestamp of its first audio in seconds, block) pairs, timestamp None after the
+    first; raises StreamerError with ffmpeg's reason when it fails or stalls."""
+
+    def __init__(self, source: str, settings: IngestSettings):
+        self.source, self.settings = source, settings
+        command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
+        command += ["-re"] if settings.realtime else []
+        command += ["-rw_timeout", str(int(settings.stall_s * 1e6))] if is_url(source) else []
+        command += ["-copyts", "-i", source, "-vn", "-map", "0:a:0", "-af", "ashowinfo,aresample=async=1",
+                    "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.stderr = StderrTail(self.process.stderr, keep=lambda line: "Parsed_ashowinfo" not in line,
+                                 watch=PTS_LINE)
+
+    def blocks(self) -> Iterator[tuple[float, np.ndarray]]:
+        size = self.settings.block_samples * 2
+        pending = b""
+        first = True
+        while True:
+            ready, _, _ = select.select([self.process.stdout], [], [], self.settings.stall_s)
+            if not ready:
+                raise StreamerError(f"no audio from {self.source} for {self.settings.stall_s:g} s")
+            chunk = self.process.stdout.read1(size) if hasattr(self.process.stdout, "read1") else b""
+            if not chunk:
+                break
+            pending += chunk
+            usable = len(pending) // 2 * 2
+            if usable < (size if first else 2):
+                continue
+            block, pending = np.frombuffer(pending[:usable], np.int16).copy(), pending[usable:]
+            if first:
+                first = False
+                yield self.first_pts(), block
+            else:
+                yield None, block
+        if self.process.wait() != 0:
+            raise StreamerError(explain_ffmpeg_error(self.source, self.stderr.text()))
+        if first:
+            raise StreamerError(f"{self.source} contains no audio samples")
+
+    def first_pts(self) -> float:
+        """The timestamp ffmpeg reported for the first audio frame (0 when it said none)."""
+        match = self.stderr.first_match(timeout_s=5.0)
+        return float(match.group(1)) if match else 0.0
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.stderr.join()
+        self.process.stdout.close()
+        self.process.stderr.close()
