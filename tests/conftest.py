@@ -69,3 +69,8 @@ def espeak(text: str, path: Path, voice: str = "nb", speed_wpm: int = 175) -> Pa
 
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(int(seconds * 16_000), dtype=np.int16)
+
+
+def lone_logits(model, request) -> np.ndarray:
+    """One request's logits from the model alone (tests that drive a sans-I/O stream by hand)."""
+    return model.logits([model.geometry.pad_to_receptive_field(request.audio)], [request.stats])[0]

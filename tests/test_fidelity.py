@@ -12,7 +12,8 @@ from streamer.core.events import Final, Partial, broken_promises
 from streamer.text.scoring import cer, wer
 from streamer.core.offline import transcribe_array
 from streamer.inference.onnx import OnnxModel
-from streamer.core.stream import Recognizer, StreamSettings
+from streamer.core.stream import StreamSettings
+from streamer.inference.driver import Captioner
 from streamer.text.written import TextSettings
 
 from models import synth
@@ -42,7 +43,7 @@ def stream_events(model, audio, sizes=(1600,), lazy_every: int = 1, max_caption_
     """Blocks of the given sizes (cycled); the requests are run after every lazy_every-th block only, as a
     busy driver would. decoder: a BeamDecoder (None: greedy). written: the text stage on (else raw words)."""
     settings = StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))
-    stream = Recognizer(model, settings, decoder).stream()
+    stream = Captioner(model, settings, decoder).stream()
     events, position, k = [], 0, 0
     while position < len(audio):
         size = sizes[k % len(sizes)]

@@ -11,10 +11,10 @@ from streamer.core.pcm import to_float32
 from streamer.text.ctc import Word
 from streamer.core.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
 from streamer.inference.onnx import OnnxModel
-from streamer.core.stream import Recognizer
+from streamer.inference.driver import Captioner
 from streamer.core.vad import VadSettings
 
-from conftest import NPSC, espeak, silence
+from conftest import lone_logits, NPSC, espeak, silence
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +33,13 @@ def test_long_segment_in_chunks_keeps_every_frame_once(model):
     as any block split gives, times in order and inside the audio."""
     audio = (np.random.default_rng(3).standard_normal(16000 * 9) * 3000).astype(np.int16)
     settings = chunked(2.0, 0.5)
-    stream = Recognizer(model, settings.stream_settings()).stream()
+    stream = Captioner(model, settings.stream_settings()).stream()
     stream.feed(audio)
     stream.end()
     windows = []
     while (request := stream.next_request()) is not None:
         windows.append(request.window)
-        stream.deliver(request, Recognizer(model).logits(request))
+        stream.deliver(request, lone_logits(model, request))
     assert len(windows) > 4 and windows[-1].kind == "final"
     kept = [(w.keep_from, w.keep_to) for w in windows]
     assert kept[0][0] == 0 and all(a[1] == b[0] for a, b in zip(kept, kept[1:])) and kept[-1][1] == len(audio)
@@ -54,12 +54,12 @@ def test_long_segment_in_chunks_keeps_every_frame_once(model):
 
 def test_a_segment_up_to_the_window_is_one_pass(model):
     audio = (np.random.default_rng(4).standard_normal(16000 * 3) * 3000).astype(np.int16)
-    stream = Recognizer(model, OfflineSettings(vad=VadSettings(enabled=False)).stream_settings()).stream()
+    stream = Captioner(model, OfflineSettings(vad=VadSettings(enabled=False)).stream_settings()).stream()
     stream.feed(audio)
     stream.end()
     request = stream.next_request()
     assert (request.window.start_sample, request.window.end_sample, request.window.kind) == (0, len(audio), "final")
-    stream.deliver(request, Recognizer(model).logits(request))
+    stream.deliver(request, lone_logits(model, request))
     assert stream.next_request() is None
 
 

@@ -11,7 +11,7 @@ from streamer.core.events import Final
 from streamer.text.scoring import cer
 from streamer.core.pcm import PcmInput, float_to_int16
 from streamer.inference.onnx import OnnxModel
-from streamer.core.stream import Recognizer
+from streamer.inference.driver import Captioner
 
 from conftest import espeak, silence
 
@@ -30,7 +30,7 @@ def speech(tmp_path_factory) -> np.ndarray:
 
 
 def stream_text(model, audio, sample_rate=16000, block=1600) -> list[str]:
-    stream = Recognizer(model).stream(sample_rate)
+    stream = Captioner(model).stream(sample_rate)
     events = []
     for start in range(0, len(audio), block):
         events += stream.accept(audio[start : start + block])
@@ -40,7 +40,7 @@ def stream_text(model, audio, sample_rate=16000, block=1600) -> list[str]:
 def test_float32_and_int16_of_the_same_audio_give_identical_finals(model, speech):
     as_float = speech.astype(np.float32) / 32768.0
     assert float_to_int16(as_float)[0].tolist() == speech.tolist()  # int16 → float32 → int16 is exact
-    recognizer = Recognizer(model)
+    recognizer = Captioner(model)
     finals = lambda s, a: [e.to_json() for e in s.accept(a) + s.finish() if isinstance(e, Final)]
     assert finals(recognizer.stream(), as_float) == finals(recognizer.stream(), speech)
     assert stream_text(model, as_float) == stream_text(model, speech) != []
@@ -60,9 +60,9 @@ def test_other_sample_rates_are_resampled(model, speech, rate):
 
 def test_event_times_stay_on_the_audio_clock_at_48k(model, speech):
     audio48 = soxr.resample(speech.astype(np.float32) / 32768.0, 16000, 48000).astype(np.float32)
-    stream = Recognizer(model).stream(48000)
+    stream = Captioner(model).stream(48000)
     finals = [e for e in stream.accept(audio48) + stream.finish() if isinstance(e, Final)]
-    ref_stream = Recognizer(model).stream()
+    ref_stream = Captioner(model).stream()
     reference = [e for e in ref_stream.accept(speech) + ref_stream.finish() if isinstance(e, Final)]
     assert len(finals) == len(reference) == 2
     for got, want in zip(finals, reference):
@@ -85,7 +85,7 @@ def test_resampling_does_not_depend_on_the_block_split(sizes):
 
 
 def test_overshoot_is_clipped_and_counted_wrong_scale_refused(model):
-    stream = Recognizer(model).stream()
+    stream = Captioner(model).stream()
     loud = np.full(1600, 1.25, np.float32)
     stream.accept(loud)
     assert stream.clipped_samples == 1600
@@ -97,4 +97,4 @@ def test_overshoot_is_clipped_and_counted_wrong_scale_refused(model):
 @pytest.mark.parametrize("rate", [0, -16000, 1_000_000, 16000.5])
 def test_impossible_sample_rates_are_refused(model, rate):
     with pytest.raises(StreamerError, match="sample_rate must be"):
-        Recognizer(model).stream(rate)
+        Captioner(model).stream(rate)

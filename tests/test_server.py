@@ -18,7 +18,7 @@ import websockets
 
 from streamer.core.events import Final
 from streamer.inference.onnx import OnnxModel
-from streamer.core.stream import Recognizer
+from streamer.inference.driver import Captioner
 
 from conftest import REPO
 from models import synth
@@ -130,7 +130,7 @@ def finals(messages) -> list[dict]:
 
 
 def alone(model, audio, rate=16000) -> list[dict]:
-    s = Recognizer(model).stream(rate)
+    s = Captioner(model).stream(rate)
     events = []
     for start in range(0, len(audio), rate // 10):
         events += s.accept(audio[start : start + rate // 10])

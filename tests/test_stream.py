@@ -11,10 +11,11 @@ from streamer.errors import StreamerError
 from streamer.core.events import Final, Partial
 from streamer.core.offline import transcribe_array
 from streamer.inference.onnx import OnnxModel
-from streamer.core.stream import Recognizer, StreamSettings
+from streamer.core.stream import StreamSettings
+from streamer.inference.driver import Captioner
 from streamer.core.windower import CommitSettings, Window, WindowSettings, kept_frames
 
-from conftest import NPSC, espeak, silence
+from conftest import lone_logits, NPSC, espeak, silence
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def finals(events) -> list[dict]:
 
 def test_single_sample_blocks(model, speech):
     audio = np.concatenate([silence(0.3), speech[:16000]])
-    recognizer = Recognizer(model)
+    recognizer = Captioner(model)
     assert finals(run_stream(recognizer.stream(), audio, [1] * len(audio))) == \
         finals(run_stream(recognizer.stream(), audio, [len(audio)]))
 
@@ -58,13 +59,13 @@ def test_finals_equal_offline_when_each_segment_fits_one_commit_window(model, sp
     audio = np.concatenate([silence(1.0), speech, silence(1.5), speech[:30000], silence(0.2)])
     offline = transcribe_array(audio, model)
     settings = StreamSettings(commit=CommitSettings(window_ms=20_000, pause_ms=None))
-    streamed = [e for e in run_stream(Recognizer(model, settings).stream(), audio, [4800] * 1000)
+    streamed = [e for e in run_stream(Captioner(model, settings).stream(), audio, [4800] * 1000)
                 if isinstance(e, Final)]
     assert [f.to_json() for f in streamed] == [f.to_json() for f in offline] and len(offline) == 2
 
 
 def test_partials_come_before_their_final_and_grow(model, speech):
-    events = run_stream(Recognizer(model).stream(), np.concatenate([silence(0.5), speech, silence(1)]), [1600] * 500)
+    events = run_stream(Captioner(model).stream(), np.concatenate([silence(0.5), speech, silence(1)]), [1600] * 500)
     kinds = [type(e).__name__ for e in events]
     assert kinds[-1] == "Final" and "Partial" in kinds
     partials = [e for e in events if isinstance(e, Partial)]
@@ -78,17 +79,17 @@ def test_partials_come_before_their_final_and_grow(model, speech):
 def test_sans_io_requests_come_most_urgent_first(model, speech):
     """A driver that comes late (all the speech and its pause already fed) is handed the commit that ends
     the caption first, and no partial window at all for audio that is committed by then."""
-    stream = Recognizer(model).stream()
+    stream = Captioner(model).stream()
     stream.feed(np.concatenate([silence(0.3), speech, silence(0.4)]))
     kinds = []
     while (request := stream.next_request()) is not None:
         kinds.append(request.window.kind)
-        stream.deliver(request, Recognizer(model).logits(request))
+        stream.deliver(request, lone_logits(model, request))
     assert kinds and set(kinds) == {"pause"}
 
 
 def test_silence_noise_click_and_mid_word_end(model, speech):
-    recognizer = Recognizer(model)
+    recognizer = Captioner(model)
     assert run_stream(recognizer.stream(), silence(5.0), [16000] * 10) == []
     click = silence(3.0)
     click[20000:20010] = 30000
@@ -107,7 +108,7 @@ def test_npsc_clip_finals_cover_the_speech(tiny_nb, clip):
     """Real parliament speech through the trained small model: every word offline finds lies in a final."""
     model = OnnxModel(tiny_nb)
     audio = read_audio(str(NPSC / clip))
-    out = finals(run_stream(Recognizer(model).stream(), audio, [2048] * 200))
+    out = finals(run_stream(Captioner(model).stream(), audio, [2048] * 200))
     spoken = [w for f in transcribe_array(audio, model) for w in f.words]
     assert out and out[0]["start"] <= min(0.3, spoken[0].start_s) and out[-1]["end"] >= spoken[-1].end_s
     assert all(a["end"] <= b["start"] + 1e-9 for a, b in zip(out, out[1:]))
@@ -115,7 +116,7 @@ def test_npsc_clip_finals_cover_the_speech(tiny_nb, clip):
 
 
 def test_reset_starts_a_new_stream(model, speech):
-    stream = Recognizer(model).stream()
+    stream = Captioner(model).stream()
     first = finals(run_stream(stream, speech, [4000] * 100))
     stream.reset()
     assert finals(run_stream(stream, speech, [4000] * 100)) == first
@@ -139,7 +140,7 @@ def test_a_short_right_context_is_widened_to_what_the_model_needs(model, speech)
     receptive field − stride), and a window that lacks a frame is an error, never a silent loss."""
     geometry = model.geometry
     settings = StreamSettings(window=WindowSettings(left_ms=500, hop_ms=500, right_ms=0))
-    stream = Recognizer(model, settings).stream()
+    stream = Captioner(model, settings).stream()
     stream.feed(np.concatenate([silence(0.3), speech]))
     partials = []
     while (request := stream.next_request()) is not None:
@@ -147,7 +148,7 @@ def test_a_short_right_context_is_widened_to_what_the_model_needs(model, speech)
             partials.append(request.window)
             frames = geometry.n_frames(len(request.audio))
             assert frames >= (request.window.keep_to - request.window.start_sample) // geometry.stride_samples
-        stream.deliver(request, Recognizer(model).logits(request))
+        stream.deliver(request, lone_logits(model, request))
     assert partials and all(w.end_sample > w.keep_to for w in partials)
     with pytest.raises(AssertionError, match="frames"):
         kept_frames(Window(0, 16000, 0, 16000), geometry.n_frames(16000), geometry.stride_samples)
@@ -178,7 +179,7 @@ def test_ten_minute_monologue_keeps_memory_bounded(model, speech):
     import tracemalloc
 
     settings = StreamSettings(max_caption_s=8.0)
-    stream = Recognizer(model, settings).stream()
+    stream = Captioner(model, settings).stream()
     piece = np.concatenate([speech, silence(0.2)])
     audio = np.tile(piece, int(np.ceil(600 * 16000 / len(piece))))[: 600 * 16000]
     finals_seen, kept, memory = [], 0, []
@@ -198,7 +199,7 @@ def test_ten_minute_monologue_keeps_memory_bounded(model, speech):
 
 def test_a_bad_block_is_refused_and_loses_nothing(model, speech):
     audio = np.concatenate([silence(0.5), speech, silence(1.0)])
-    recognizer = Recognizer(model)
+    recognizer = Captioner(model)
     reference = finals(run_stream(recognizer.stream(), audio, [3200] * 400))
     stream, events = recognizer.stream(), []
     for i, start in enumerate(range(0, len(audio), 3200)):

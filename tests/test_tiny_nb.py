@@ -12,7 +12,7 @@ from streamer.core.events import Final
 from streamer.text.scoring import cer, wer
 from streamer.core.offline import transcribe_array
 from streamer.inference.onnx import OnnxModel
-from streamer.core.stream import Recognizer
+from streamer.inference.driver import Captioner
 
 from conftest import TINY_NB, espeak, silence
 
@@ -62,7 +62,7 @@ def test_streamed_finals_spell_what_offline_spells(model, clips):
     words (each sentence one pass in both), give or take a letter."""
     audio = np.concatenate([silence(0.5)] + [np.concatenate([c, silence(1.0)]) for c in clips])
     offline = " ".join(f.raw for f in transcribe_array(audio, model))
-    stream = Recognizer(model).stream()
+    stream = Captioner(model).stream()
     events = []
     for start in range(0, len(audio), 1600):
         events += stream.accept(audio[start : start + 1600])

@@ -280,9 +280,10 @@ def spoken_numbers(tmp_path_factory):
 
 
 def run_stream(model, audio, sizes, written=True, max_caption_s=4.0) -> list:
-    from streamer.core.stream import Recognizer, StreamSettings
+    from streamer.core.stream import StreamSettings
+from streamer.inference.driver import Captioner
 
-    stream = Recognizer(model, StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))).stream()
+    stream = Captioner(model, StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))).stream()
     events, position, k = [], 0, 0
     while position < len(audio):
         events += stream.accept(audio[position : position + sizes[k % len(sizes)]])

@@ -107,8 +107,8 @@ def add_connect_parser(commands) -> None:
 def cmd_subtitle(args: argparse.Namespace) -> int:
     from ..captions.cues import CueSettings
     from ..sources.live import IngestSettings, LiveSource
-    from ..core.stream import Recognizer
     from ..captions.subtitles import SubtitleFiles
+    from ..inference.driver import Captioner, until_error
 
     cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps)
     stop = threading.Event()
@@ -116,23 +116,25 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     source = LiveSource(args.input, IngestSettings(args.realtime, args.live, args.retry_s, args.stall_s),
                         log=progress.log, stop=stop)
     files = SubtitleFiles(args.srt, args.vtt, args.jsonl, args.hls_dir, cues, args.hls_segment_s, args.overwrite)
-    stream = Recognizer(load_runner(args), stream_settings(args)).stream()
+    captioner = Captioner(load_runner(args), stream_settings(args))
+    stream = captioner.stream()
     stop_on_signals(stop)  # Ctrl-C ends the input; the last finals are still written
     gaps = 0
     try:
         for block in source.blocks():
             if files.hls is not None and source.origin_pts_s is not None:
                 files.hls.origin_pts_s = source.origin_pts_s
-            for event in stream.accept(block):
+            for event in until_error(stream.accept(block)):
                 files.event(event)
             for gap in source.gaps[gaps:]:
                 files.note({"type": "gap", "start": round(gap.start_s, 3), "end": round(gap.end_s, 3),
                             "reason": gap.reason})
             gaps = len(source.gaps)
             progress.show(source.position_s, files.cue_count, source.position_s - files.final_end_s)
-        for event in stream.finish():
+        for event in until_error(stream.finish()):
             files.event(event)
     finally:
+        captioner.close()
         files.close(source.position_s)
         progress.done(f"{files.cue_count} cues from {files.finals} finals, {source.position_s:.1f} s of input")
     return 0

@@ -136,13 +136,14 @@ def offline_events(blocks, model, args) -> Iterator:
     yield from transcribe_blocks(blocks, model, settings)
 
 
-def streaming_events(blocks, model, args) -> Iterator:
-    from ..core.stream import Recognizer
+def streaming_events(blocks, backend, args) -> Iterator:
+    from ..inference.driver import Captioner, until_error
 
-    stream = Recognizer(model, stream_settings(args)).stream()
-    for block in blocks:
-        yield from stream.accept(block)
-    yield from stream.finish()
+    with Captioner(backend, stream_settings(args)) as captioner:
+        stream = captioner.stream()
+        for block in blocks:
+            yield from until_error(stream.accept(block))
+        yield from until_error(stream.finish())
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
@@ -169,7 +170,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_mic(args: argparse.Namespace) -> int:
     from ..sources.mic import Microphone, list_devices
     from ..captions.output import CaptionSink, TerminalView
-    from ..core.stream import Recognizer
+    from ..inference.driver import Captioner, until_error
 
     if args.list_devices:
         print(list_devices())
@@ -177,16 +178,18 @@ def cmd_mic(args: argparse.Namespace) -> int:
     microphone = Microphone(args.input_device, SAMPLE_RATE // 10, args.max_lag_s)  # a missing device fails now
     view = TerminalView(sys.stdout) if args.format == "text" else CaptionSink(args.format, sys.stdout)
     notice = view.notice if isinstance(view, TerminalView) else log
-    stream = Recognizer(load_runner(args), stream_settings(args)).stream()
+    captioner = Captioner(load_runner(args), stream_settings(args))
+    stream = captioner.stream()
     stop = threading.Event()
     stop_on_signals(stop)
     log("listening (Ctrl-C to stop)")
     gap = lambda s: notice(f"behind real time: skipped {s:.1f} s of audio (see --max-lag-s)")
     for block in microphone.blocks(stop, on_gap=gap):
-        for event in stream.accept(block):
+        for event in until_error(stream.accept(block)):
             view.event(event)
-    for event in stream.finish():  # a second Ctrl-C cannot interrupt this: the last final is kept
+    for event in until_error(stream.finish()):  # a second Ctrl-C cannot interrupt this: the last final is kept
         view.event(event)
+    captioner.close()
     for sig in (signal.SIGINT, signal.SIGTERM):  # nor the exit (Python would restore the default handler)
         signal.signal(sig, signal.SIG_IGN)
     return 0

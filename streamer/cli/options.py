@@ -20,6 +20,10 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help="exported model dir, local Hugging Face checkpoint dir, or hub id "
                              f"(exported once into the cache, ~/.cache/streamer or $STREAMER_CACHE). Default: {DEFAULT_MODEL}")
+    parser.add_argument("--backend", default="onnx", metavar="NAME",
+                        help="what runs the model: onnx (ONNX Runtime in this process, the default) or a plugin given "
+                             "as package.module:factory, a function that takes a "
+                             "streamer.inference.backend.BackendOptions and returns a Backend (see the README)")
     parser.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where ONNX Runtime runs the model; auto takes CUDA when onnxruntime-gpu sees a GPU, "
                              "else the CPU (default: auto)")
@@ -104,12 +108,12 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
                             f"(default {d.max_caption_s:g})")
 
 
-def load_runner(args: argparse.Namespace):
-    from ..model.loader import load_model
-    from ..inference.onnx import RunnerSettings
+def load_runner(args: argparse.Namespace, max_batch: int = 8):
+    """The backend --backend names, for --model and the runner's options."""
+    from ..inference.backend import BackendOptions, create_backend
 
-    return load_model(args.model, RunnerSettings(device=args.compute, intra_op_threads=args.threads),
-                      args.precision, log=log)
+    return create_backend(args.backend, BackendOptions(args.model, args.compute, args.threads, args.precision,
+                                                       max_batch, log=log))
 
 
 def with_vad_options(settings, args: argparse.Namespace):

@@ -72,3 +72,14 @@ def broken_promises(events) -> list[str]:
         elif event.stable_chars > len(promised):
             stable[event.segment] = event.text[: event.stable_chars]
     return broken
+
+
+@dataclass(frozen=True)
+class Error:
+    """Something went wrong that the stream's user must hear of (a code to act on, a message to read)."""
+
+    code: str
+    message: str
+
+    def to_json(self) -> dict:
+        return {"type": "error", "code": self.code, "message": self.message}

@@ -17,7 +17,7 @@ import numpy as np
 from .. import SAMPLE_RATE
 from ..text.decoder import DecoderSettings
 from .events import Final
-from .stream import Recognizer, StreamSettings
+from .stream import StreamSettings
 from .vad import VadSettings
 from .windower import CommitSettings
 from ..text.written import TextSettings
@@ -41,15 +41,19 @@ class OfflineSettings:
 def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSettings = OfflineSettings(),
                       sample_rate: int = SAMPLE_RATE, decoder=None) -> Iterator[Final]:
     """A final per speech segment (stream times in seconds) as each ends; silent ones skipped.
-    Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate. decoder: a beam
-    decoder to share (else the one settings.decoder asks for is made)."""
-    stream = Recognizer(model, settings.stream_settings(), decoder).stream(sample_rate)
-    for block in blocks:
-        yield from finals(stream.accept(block))
-    yield from finals(stream.finish())
+    Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate. model: a Backend or
+    an OnnxModel; decoder: a beam decoder to share (else the one settings.decoder asks for is made).
+    A failed model call raises StreamerError after the finals before it."""
+    from ..inference.driver import Captioner, until_error
+
+    with Captioner(model, settings.stream_settings(), decoder) as captioner:
+        stream = captioner.stream(sample_rate)
+        for block in blocks:
+            yield from finals(until_error(stream.accept(block)))
+        yield from finals(until_error(stream.finish()))
 
 
-def finals(events: list) -> list[Final]:
+def finals(events) -> list[Final]:
     return [event for event in events if isinstance(event, Final)]
 
 

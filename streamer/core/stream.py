@@ -1,19 +1,20 @@
 """Streaming recognition: PCM input → VAD gate → two passes of windows → stitcher → partial and final events.
 
-A ``Recognizer`` holds the shared model and settings; ``recognizer.stream()`` gives one ``Stream`` per
-audio stream. A stream is sans-I/O: it never runs the model itself.
+A ``Recognizer`` holds the model's metadata (``ModelInfo``) and settings; ``recognizer.stream()`` gives
+one ``Stream`` per audio stream. A stream is sans-I/O: it never runs the model itself.
 
     stream.feed(block) -> events            audio in, any length
-    stream.next_request() -> Request|None   a window of audio the stream needs logits for
+    stream.next_request() -> Request|None   a window of audio the stream needs logits for (taken)
     stream.deliver(request, logits) -> events
+    stream.fail(request, message) -> events the request cannot be run: an error event, the stream ends
     stream.end() -> events                  no more audio
 
-A driver takes requests, runs them alone or batched with other streams', and hands the logits back
-in the order it took them. ``accept(block)`` and ``finish()`` are that driver for one stream (CLI,
-microphone, tests). Requests come most urgent first: what ends a caption, then the partial pass
-(one request covers every hop that waited, so a busy driver gets fewer, wider partial windows),
-then commits in running speech. Finals depend only on the audio, never on the driver or the
-block split.
+A driver takes requests one at a time, runs them alone or batched with other streams', and hands
+the logits back. The driver is ``streamer.inference.batcher.Batcher`` for every command
+(``streamer.inference.driver.Captioner`` wraps it for synchronous use). Requests come most urgent
+first: what ends a caption, then the partial pass (one request covers every hop that waited, so a
+busy driver gets fewer, wider partial windows), then commits in running speech. Finals depend only
+on the audio, never on the driver or the block split.
 
 Three tiers of text per caption: the partial's tail (first pass, may change), the stable prefix
 (committed by the second pass with offline-sized context, never revised), and the final (the
@@ -31,7 +32,7 @@ from .. import SAMPLE_RATE
 from ..text.ctc import best_path, words_text
 from ..text.decoder import DecoderSettings, make_decoder
 from ..errors import StreamerError
-from .events import Final, Partial
+from .events import Error, Final, Partial
 from .pcm import PcmInput
 from .segment import Request, Segment
 from .stitcher import Caption, cut_between_words
@@ -55,21 +56,19 @@ class StreamSettings:
 
 
 class Recognizer:
-    """One model (an OnnxModel) shared by any number of streams."""
+    """One model's metadata and the settings shared by any number of streams."""
 
-    def __init__(self, model, settings: StreamSettings = StreamSettings(), decoder=None):
-        """decoder: a BeamDecoder to share (its language model loaded once); by default the one
-        settings.decoder asks for is made here (None for greedy decoding)."""
-        self.model, self.settings = model, settings
-        self.decoder = decoder if decoder is not None else make_decoder(model, settings.decoder)
+    def __init__(self, info, settings: StreamSettings = StreamSettings(), decoder=None):
+        """info: the model's ModelInfo (geometry, vocab, manifest; an OnnxModel has them too); decoder: a
+        BeamDecoder to share (its language model loaded once); by default the one settings.decoder asks
+        for is made here (None for greedy decoding)."""
+        self.info, self.settings = info, settings
+        self.decoder = decoder if decoder is not None else make_decoder(info, settings.decoder)
         self.writer = make_writer(settings.text, settings.decoder.hotwords)
 
     def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
         """A new stream of mono audio at sample_rate (resampled to the model's 16 kHz)."""
         return Stream(self, sample_rate)
-
-    def logits(self, request: Request) -> np.ndarray:
-        return self.model.logits([self.model.geometry.pad_to_receptive_field(request.audio)], [request.stats])[0]
 
 
 class Stream:
@@ -88,44 +87,38 @@ class Stream:
         self.text = CaptionText(self.recognizer.writer)
         self._count = 0
         self._dropped_hops = 0  # of segments that are done
+        self.failed: str | None = None  # why the stream ended early (a request that could not be run)
 
     @property
     def _rate(self) -> int:
-        return self.recognizer.model.geometry.sample_rate
+        return self.recognizer.info.geometry.sample_rate
 
     @property
     def clipped_samples(self) -> int:
         """float samples beyond full scale so far, clipped to it (a sign of input gain set too high)."""
         return self.pcm.clipped_samples
 
-    # ---- the synchronous driver
-    def accept(self, block: np.ndarray) -> list:
-        """Take a block of mono audio at the stream's sample rate, int16 or float32 in [-1, 1], any length;
-        return new events. A bad block raises StreamerError and changes nothing."""
-        return self.feed(block) + self.run()
-
-    def finish(self) -> list:
-        """End of audio: every open caption becomes final."""
-        return self.end() + self.run()
-
-    def run(self) -> list:
-        """Run every request the stream has, one by one, with the recognizer's model."""
-        events = []
-        while (request := self.next_request()) is not None:
-            events += self.deliver(request, self.recognizer.logits(request))
-        return events
-
     # ---- sans-I/O
     def feed(self, block: np.ndarray) -> list:
+        """Mono audio at the stream's sample rate, int16 or float32 in [-1, 1], any length. A bad block raises
+        StreamerError and changes nothing; after a failure audio is ignored."""
+        if self.failed:
+            return []
         return self._vad_events(self.gate.accept(self.pcm.accept(block)))
 
     def end(self) -> list:
+        if self.failed:
+            return []
         return self._vad_events(self.gate.accept(self.pcm.finish()) + self.gate.finish())
 
-    def next_request(self) -> Request | None:
+    def next_request(self, commit_first: bool = False) -> Request | None:
         """The most urgent model run: a commit that may end a caption, then the partial pass, then a commit
         in running speech; older segments first among equals, and commits of the oldest segment only (a
-        newer one's wait until it is done). None when nothing waits."""
+        newer one's wait until it is done). commit_first: a waiting commit before any partial (a driver
+        lets no commit wait behind partials for long). None when nothing waits."""
+        waiting = self.waiting()
+        if commit_first and waiting is not None and waiting[1]:
+            return self._take_commit(self._segments[min(self._segments)])
         while (level := self.urgency()) is not None:
             segment = min((s for s in self._segments.values() if self._urgency(s) == level), key=lambda s: s.index)
             if level != 1:
@@ -133,6 +126,35 @@ class Stream:
             if (partial := segment.next_partial()) is not None:
                 return partial
         return None
+
+    def waiting(self) -> tuple[int, bool] | None:
+        """(urgency of the next request, whether a commit waits among them), or None when nothing waits."""
+        level = self.urgency()
+        if level is None:
+            return None
+        oldest = self._segments[min(self._segments)]
+        return level, oldest.commit is not None and not oldest.commit_taken
+
+    def fail(self, request: Request | None, message: str) -> list:
+        """The request (or the stream's post-model work) failed for good: the stream ends here. Words already
+        committed become a last final (stable text is never taken back); then an error event."""
+        events = []
+        if self.failed is None:
+            self.failed = message
+            events = self._flush_committed()
+            self._segments.clear()
+        return events + [Error("recognition_failed", f"recognition of this stream failed ({message}); it has "
+                                                      "ended, and its captions so far stand")]
+
+    def _flush_committed(self) -> list:
+        events = []
+        for segment in sorted(self._segments.values(), key=lambda s: s.index):
+            try:
+                cut = (segment.caption.first_frame + segment.caption.n_frames) * segment.stride
+                events += self._end_caption(segment, cut, at_pause=True)
+            except Exception:  # noqa: BLE001 - the state that failed cannot make a final: keep what was sent
+                break
+        return [event for event in events if isinstance(event, Final)]
 
     def urgency(self) -> int | None:
         """How urgent this stream's next request is, without taking it: 0 (it may end a caption),
@@ -184,7 +206,7 @@ class Stream:
                 segment = self._segments.get(event.segment)
                 if segment is None:
                     segment = self._segments[event.segment] = Segment(
-                        event.segment, event.start_sample, self.recognizer.model, self.settings, self.recognizer.decoder)
+                        event.segment, event.start_sample, self.recognizer.info, self.settings, self.recognizer.decoder)
                 segment.add(event)
                 touched[segment.index] = segment
             elif isinstance(event, SpeechEnd) and event.segment in self._segments:
@@ -216,7 +238,7 @@ class Stream:
         first, last = kept_frames(window, len(ids), segment.stride)
         if window.kind == "commit":
             lo = (segment.commits.search_from(window) - window.start_sample) // segment.stride
-            cut = cut_between_words(ids, self.recognizer.model.vocab, lo, last)
+            cut = cut_between_words(ids, self.recognizer.info.vocab, lo, last)
             at_word_boundary, cut = cut is not None, last if cut is None else cut
         else:  # a pause is silence, a final the end of the speech: both end words
             cut, at_word_boundary = last, True

@@ -1,20 +1,21 @@
-"""ONNX Runtime inference for an exported model dir: batches of raw audio in, CTC logits out."""
+"""ONNX Runtime in process, the built-in backend: an exported model dir, batches of raw audio in, CTC
+logits out. ``OnnxModel`` is the session (synchronous, also used by export's parity check);
+``OnnxBackend`` serves it to the batcher on a worker thread."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import StreamerError
-from ..model.geometry import FrameGeometry
-from ..model.vocab import BLANK_TOKEN, Vocabulary
+from .backend import MANIFEST, MODEL_FILE, Capabilities, ModelInfo, ModelInput, read_manifest
 
-MANIFEST = "manifest.json"
-MODEL_FILE = "model.onnx"
 DEVICES = ("auto", "cpu", "cuda")
+__all__ = ["MANIFEST", "MODEL_FILE", "OnnxBackend", "OnnxModel", "RunnerSettings", "read_manifest"]
 
 
 @dataclass(frozen=True)
@@ -71,11 +72,11 @@ class OnnxModel:
         import onnxruntime as ort
 
         self.model_dir = Path(model_dir)
-        self.manifest = read_manifest(self.model_dir)
-        self.vocab = Vocabulary.load(self.model_dir, self.manifest.get("blank_token", BLANK_TOKEN),
-                                     tuple(self.manifest.get("special_tokens", ())))
-        self.geometry = FrameGeometry.from_json(self.manifest)
-        self.do_normalize = bool(self.manifest.get("do_normalize", True))
+        if not (self.model_dir / MODEL_FILE).is_file() and (self.model_dir / MANIFEST).is_file():
+            raise StreamerError(f"{model_dir} has no {MODEL_FILE}: expected a dir written by 'streamer export'")
+        self.info = ModelInfo.load(self.model_dir)
+        self.manifest, self.vocab, self.geometry = self.info.manifest, self.info.vocab, self.info.geometry
+        self.do_normalize = self.info.do_normalize
         options = ort.SessionOptions()
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = settings.inter_op_threads
@@ -95,13 +96,7 @@ class OnnxModel:
 
     @property
     def language_model_dir(self) -> Path | None:
-        """The language model that goes with this model: its own language_model/ folder, the one its manifest
-        refers to (kept where it was, as a multi-GB binary is), or the source checkpoint's; None without one."""
-        referred = self.manifest.get("language_model")
-        candidates = [self.model_dir / "language_model", referred and self.model_dir / referred]
-        source = Path(str(self.manifest.get("source", "")))
-        candidates.append(source / "language_model" if source.is_dir() else None)
-        return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
+        return self.info.language_model_dir
 
     @property
     def provider(self) -> str:
@@ -130,13 +125,20 @@ class OnnxModel:
         return [logits[row, : self.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]
 
 
-def read_manifest(model_dir: Path) -> dict:
-    path = Path(model_dir) / MANIFEST
-    if not path.is_file():
-        raise StreamerError(f"{model_dir} has no {MANIFEST}: expected a dir written by 'streamer export'")
-    if not (Path(model_dir) / MODEL_FILE).is_file():
-        raise StreamerError(f"{model_dir} has no {MODEL_FILE}: expected a dir written by 'streamer export'")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StreamerError(f"{path} is not readable JSON: {exc}") from None
+class OnnxBackend:
+    """The in-process backend: an OnnxModel's calls on worker threads (one by default: ONNX Runtime
+    already uses every core for one call on a CPU)."""
+
+    def __init__(self, model: OnnxModel, max_batch: int = 8, max_in_flight: int = 1):
+        self.model, self.info = model, model.info
+        self.capabilities = Capabilities(max_batch, rows_independent=model.info.precision != "int8",
+                                         max_in_flight=max_in_flight)
+        self._executor = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="streamer-onnx")
+
+    async def logits(self, batch: list[ModelInput]) -> list[np.ndarray]:
+        audios, stats = [item.audio for item in batch], [item.stats for item in batch]
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.model.logits, audios, stats)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+

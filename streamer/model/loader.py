@@ -11,7 +11,8 @@ from typing import Callable
 from .checkpoint import WEIGHT_FILES, Checkpoint, check_ctc_config, load_vocabulary, resolve_checkpoint
 from .export import ExportSettings, export_checkpoint
 from ..files import check_dir_target
-from ..inference.onnx import MANIFEST, OnnxModel, RunnerSettings
+from ..inference.backend import BackendOptions
+from ..inference.onnx import MANIFEST, OnnxBackend, OnnxModel, RunnerSettings
 
 
 def cache_root() -> Path:
@@ -61,3 +62,9 @@ def load_model(spec: str, settings: RunnerSettings = RunnerSettings(), precision
         log(f"first use of {checkpoint.source}: exporting to {target}")
         export_checkpoint(checkpoint, target, ExportSettings(precision=precision), log=log)
     return OnnxModel(target, settings)
+
+
+def onnx_backend(options: BackendOptions) -> OnnxBackend:
+    """The built-in backend ("onnx"): --model resolved (exported on first use) and run by ONNX Runtime in process."""
+    settings = RunnerSettings(device=options.device, intra_op_threads=options.threads)
+    return OnnxBackend(load_model(options.model, settings, options.precision, log=options.log), options.max_batch)

@@ -15,7 +15,9 @@ from collections import deque
 from typing import Callable
 
 from ..errors import StreamerError
-from ..core.events import Final, Partial
+
+HANDOFF_BLOCKS = 20  # blocks (of 100 ms) between the reader thread and the stream
+from ..core.events import Error, Final, Partial
 
 
 class Viewer:
@@ -63,42 +65,40 @@ class Broadcast:
                 self.on_drop()
 
     def sink(self, events: list) -> None:
-        """Events of the ingest stream (or an exception from a model call)."""
+        """Events of the ingest stream (partials, finals, and an error when its recognition failed)."""
         for event in events:
-            if isinstance(event, (Partial, Final)):
+            if isinstance(event, (Partial, Final, Error)):
                 self.publish(event.to_json())
-            elif isinstance(event, Exception):
-                self.publish({"type": "error", "code": "internal", "message": f"the model call failed: {event}"})
 
 
 async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callable[[str], None]) -> None:
     """Feed source's blocks (read on a thread) to stream until the input ends, then its last finals and end."""
     loop = asyncio.get_running_loop()
     entry = batcher.add(stream, broadcast.sink)
-    finished = asyncio.Event()
     failure: list[str] = []
 
-    def feed(block) -> None:
-        broadcast.sink(stream.feed(block))
-        batcher.wake(entry)
+    blocks: asyncio.Queue = asyncio.Queue(maxsize=HANDOFF_BLOCKS)
 
-    def read() -> None:
+    async def feed() -> None:
+        while (block := await blocks.get()) is not None:
+            await batcher.feed(entry, block)
+
+    def read() -> None:  # the reader thread waits while the hand-off is full: the input is read as it is recognized
         try:
             for block in source.blocks():
-                loop.call_soon_threadsafe(feed, block)
+                asyncio.run_coroutine_threadsafe(blocks.put(block), loop).result()
         except StreamerError as exc:
             failure.append(str(exc))
         finally:
-            loop.call_soon_threadsafe(finished.set)
+            asyncio.run_coroutine_threadsafe(blocks.put(None), loop).result()
 
     threading.Thread(target=read, daemon=True, name="streamer-ingest").start()
     try:
-        await finished.wait()
+        await feed()
         if failure:
             log(f"ingest failed: {failure[0]}")
             broadcast.publish({"type": "error", "code": "ingest", "message": failure[0]})
-        broadcast.sink(stream.end())
-        batcher.wake(entry)
+        await batcher.end(entry)
         await entry.drained.wait()
         log(f"ingest ended at {source.position_s:.1f} s of input")
         broadcast.publish({"type": "end"})

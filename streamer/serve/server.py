@@ -6,12 +6,14 @@
     GET /readyz                  200 once the model is loaded and warmed, else 503
     GET /metrics                 Prometheus metrics
 
-Streams share one ``Batcher`` (one model call at a time, off the event loop). A stream never waits
-for another: its events go to its own bounded queue, a client that does not read is dropped, and a
-stream the server cannot keep up with gets a ``busy`` error. Limits (streams, frame size, idle time),
-an optional token (config message or ``?token=``, compared in constant time, never logged) and
-allowed origins (default: the server's own page and clients that send no Origin, such as scripts).
-SIGTERM ends every stream as its client's eof would: last finals, ``end``, then exit.
+Streams share one ``Batcher`` over one ``Backend`` (model calls and post-model work off the event
+loop). A stream never waits for another: its events go to its own bounded queue, a client that does
+not read is dropped, a stream the server cannot keep up with gets a ``busy`` error, and a stream
+whose recognition fails gets an error event, its finals so far, ``end`` and close code 1011 while
+the others go on. Limits (streams, frame size, idle time), an optional token (config message or
+``?token=``, compared in constant time, never logged) and allowed origins (default: the server's own
+page and clients that send no Origin, such as scripts). SIGTERM ends every stream as its client's eof
+would (last finals, ``end``) within ``SHUTDOWN_S``, then the process exits.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib.resources import files
 
+from ..inference.backend import ModelInput
 from ..inference.batcher import Batcher, BatchSettings
 from .broadcast import Broadcast, run_ingest
 from ..text.decoder import make_decoder
 from ..errors import StreamerError
-from ..core.events import Final, Partial
+from ..core.events import Error, Final, Partial
 from ..sources.live import IngestSettings, LiveSource
 from .protocol import ClientConfig, ProtocolError, decode_frame, event_message, parse_config, stream_settings
 from ..core.stream import Recognizer, StreamSettings
@@ -47,9 +50,10 @@ STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js",
           "/viewer": ("viewer.html", "text/html; charset=utf-8"),
           "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
 VIEWER_PATH = "/live"  # the broadcast's websocket
-CLOSE_POLICY, CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN = 1008, 1001, 1013
+CLOSE_POLICY, CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1008, 1001, 1013, 1011
 SEND_TIMEOUT_S = 10.0  # after eof, how long the last events may take to reach a slow client
 CLOSE_TIMEOUT_S = 5.0  # how long a closing handshake may take before the connection is dropped
+SHUTDOWN_S = 3.5  # after SIGTERM, how long streams may take to send their last finals before they are cut
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,7 @@ class Session:
         self.samples_in = 0  # at the stream's 16 kHz
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (16 kHz sample reached, time)
         self.overflowed = False
+        self.failed = False  # recognition failed: the stream ends (its finals so far were sent)
         self.dropped_hops = 0
 
     def audio_arrived(self, n_samples: int, rate: int) -> None:
@@ -102,9 +107,8 @@ class Session:
         """Events of the stream (or an exception from the model call) into the client's queue."""
         now = time.monotonic()
         for event in events:
-            if isinstance(event, Exception):
-                self.put(ProtocolError("internal", f"the model call failed: {event}").to_json())
-                continue
+            if isinstance(event, Error):
+                self.failed = True
             self._observe(event, now)
             message = event_message(event, self.config)
             if message is not None:
@@ -134,12 +138,12 @@ class Session:
 
 
 class CaptionServer:
-    def __init__(self, load_model, settings: ServerSettings = ServerSettings(),
+    def __init__(self, load_backend, settings: ServerSettings = ServerSettings(),
                  stream_defaults: StreamSettings = StreamSettings()):
-        """load_model: a function that returns the OnnxModel (called on a worker thread at start)."""
-        self.load_model, self.settings, self.stream_defaults = load_model, settings, stream_defaults
+        """load_backend: a function that returns the Backend (called on a worker thread at start)."""
+        self.load_backend, self.settings, self.stream_defaults = load_backend, settings, stream_defaults
         self.metrics = Metrics()
-        self.model = None
+        self.backend = None
         self.decoder = None  # a beam decoder shared by every stream, when the defaults ask for one
         self.batcher: Batcher | None = None
         self.sessions: set[Session] = set()
@@ -150,6 +154,7 @@ class CaptionServer:
             settings.viewer_queue, settings.history, self.metrics.dropped_viewers.inc)
         self._ingest_stop = threading.Event()
         self._ingest: asyncio.Task | None = None
+        self._handlers: set[asyncio.Task] = set()
 
     # ---- life cycle
     async def serve(self, started=None) -> None:
@@ -175,35 +180,49 @@ class CaptionServer:
             self._ingest_stop.set()
             log.info("stopping: ending %d streams", len(self.sessions))
             server.close(close_connections=False)  # no new connections; the streams end as at eof
-            if self._ingest is not None:
-                await asyncio.wait({self._ingest}, timeout=60)
-            while self.sessions:
-                await asyncio.sleep(0.05)
+            await self._wind_down()
             consumer.cancel()
         if self.batcher is not None:
-            self.batcher.close()
+            await self.batcher.close(timeout_s=0.5)
+        if self.backend is not None:
+            self.backend.close()
         if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
             raise consumer.exception()  # the model could not be loaded
 
+    async def _wind_down(self) -> None:
+        """Every stream ends as at eof; what has not ended after SHUTDOWN_S is cut."""
+        deadline = time.monotonic() + SHUTDOWN_S
+        if self._ingest is not None:
+            await asyncio.wait({self._ingest}, timeout=SHUTDOWN_S)
+        while self.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.sessions:
+            log.warning("%d streams did not end within %.1f s: closing them", len(self.sessions), SHUTDOWN_S)
+        for handler in list(self._handlers):
+            handler.cancel()
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=1.0)
+
     async def _load_and_run(self) -> None:
-        self.model = await asyncio.to_thread(self.load_model)
-        self.decoder = await asyncio.to_thread(make_decoder, self.model, self.stream_defaults.decoder)
-        await asyncio.to_thread(self._warm_up)
-        self.batcher = Batcher(self.model, self.settings.batch, self.metrics.batch_done)
+        self.backend = await asyncio.to_thread(self.load_backend)
+        info = self.backend.info
+        self.decoder = await asyncio.to_thread(make_decoder, info, self.stream_defaults.decoder)
+        await self._warm_up()
+        self.batcher = Batcher(self.backend, self.settings.batch, self.metrics.batch_done, log.warning)
         if self.broadcast is not None:
             source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
                                              log.info, self._ingest_stop)
-            stream = Recognizer(self.model, self.stream_defaults, self.decoder).stream()
+            stream = Recognizer(info, self.stream_defaults, self.decoder).stream()
             self._ingest = asyncio.create_task(run_ingest(source, stream, self.batcher, self.broadcast, log.info))
         self.ready.set()
-        log.info("model ready: %s (%s)", self.model.manifest.get("source"), self.model.manifest.get("precision"))
+        log.info("model ready: %s (%s)", info.manifest.get("source"), info.manifest.get("precision"))
         await self.batcher.run()
 
-    def _warm_up(self) -> None:
+    async def _warm_up(self) -> None:
         import numpy as np
 
         for seconds in (1.24, 8.0):
-            self.model.logits([np.zeros(int(seconds * 16000), np.float32)])
+            await self.backend.logits([ModelInput(np.zeros(int(seconds * 16000), np.float32))])
 
     # ---- HTTP on the same port
     def _http(self, connection, request):
@@ -265,21 +284,24 @@ class CaptionServer:
         except Exception:  # the client left before its config: nothing to clean up
             return
         settings = stream_settings(self.stream_defaults, config.settings)
-        session = Session(ws, config, Recognizer(self.model, settings, self.decoder).stream(config.sample_rate),
-                          self.metrics, self.settings.send_queue)
+        recognizer = Recognizer(self.backend.info, settings, self.decoder)
+        session = Session(ws, config, recognizer.stream(config.sample_rate), self.metrics, self.settings.send_queue)
         entry = self.batcher.add(session.stream, session.sink)
         self.sessions.add(session)
+        self._handlers.add(asyncio.current_task())
         self.metrics.streams.inc()
         sender = asyncio.create_task(self._send(session))
         try:
             await ws.send(json.dumps({"type": "ready", "sample_rate": config.sample_rate, "format": config.format,
-                                      "model": self.model.manifest.get("source"), "partials": config.partials}))
+                                      "model": self.backend.info.manifest.get("source"),
+                                      "partials": config.partials}))
             ended = await self._receive(session, entry)
             if ended:
                 await self._finish(session, entry, sender)
         except Exception as exc:  # the client went away (or sent what the protocol cannot take): others go on
             log.debug("stream ended: %s", exc.__class__.__name__)
         finally:
+            self._handlers.discard(asyncio.current_task())
             self.batcher.remove(entry)
             self.sessions.discard(session)
             self.metrics.streams.dec()
@@ -350,10 +372,12 @@ class CaptionServer:
     async def _receive(self, session: Session, entry) -> bool:
         """Audio into the stream until eof, shutdown or idle time (True: finish the stream and say end);
         False when the client has to be dropped."""
-        stream, ws = session.stream, session.ws
+        ws = session.ws
         while True:
+            if session.failed:
+                return True
             receive = asyncio.ensure_future(ws.recv())
-            stop = asyncio.ensure_future(self.stopping.wait())
+            stop = asyncio.ensure_future(self._stop_or_fail(entry))
             done, _ = await asyncio.wait({receive, stop}, timeout=self.settings.idle_timeout_s,
                                          return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
@@ -378,8 +402,10 @@ class CaptionServer:
                 session.put(error.to_json())
                 continue
             session.audio_arrived(len(block), session.config.sample_rate)
-            session.sink(stream.feed(block))
-            self.batcher.wake(entry)
+            try:
+                await self.batcher.feed(entry, block)
+            except StreamerError as error:
+                session.put(ProtocolError("bad_audio", f"{error}; the frame was dropped").to_json())
             if session.lag_s() > self.settings.max_lag_s:
                 self.metrics.refused.labels("busy").inc()
                 session.put(ProtocolError("busy", f"the server is {session.lag_s():.0f} s behind this stream; "
@@ -400,16 +426,32 @@ class CaptionServer:
                                                  "audio goes in binary frames").to_json())
         return False
 
+    async def _stop_or_fail(self, entry) -> None:
+        """Returns at shutdown, or when the stream's recognition failed."""
+        stop = asyncio.ensure_future(self.stopping.wait())
+        failed = asyncio.ensure_future(entry.ended.wait())
+        try:
+            await asyncio.wait({stop, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            failed.cancel()
+
     async def _finish(self, session: Session, entry, sender: asyncio.Task) -> None:
-        """End of the client's audio: the last finals, then end, then a normal close."""
-        session.sink(session.stream.end())
-        self.batcher.wake(entry)
-        await entry.drained.wait()
+        """End of the client's audio: the last finals, then end, then a close (normal, going away at shutdown,
+        internal error after a failure). Bounded: a stream that cannot finish in time is cut."""
+        await self.batcher.end(entry)
+        drain_s = SHUTDOWN_S if self.stopping.is_set() else self.settings.max_lag_s + SEND_TIMEOUT_S
+        try:
+            await asyncio.wait_for(entry.drained.wait(), drain_s)
+        except asyncio.TimeoutError:
+            log.warning("a stream's last finals did not come within %.1f s", drain_s)
         session.put({"type": "end"})
         sent = asyncio.ensure_future(session.outbox.join())
-        await asyncio.wait({sent, sender}, timeout=SEND_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({sent, sender}, timeout=SHUTDOWN_S if self.stopping.is_set() else SEND_TIMEOUT_S,
+                           return_when=asyncio.FIRST_COMPLETED)
         sent.cancel()
-        await session.ws.close(CLOSE_GOING_AWAY if self.stopping.is_set() else 1000)
+        code = CLOSE_INTERNAL if session.failed else CLOSE_GOING_AWAY if self.stopping.is_set() else 1000
+        await session.ws.close(code, "recognition failed" if session.failed else "")
 
     async def _send(self, session: Session) -> None:
         """The client's events in order; ends when the client is gone."""
