@@ -208,24 +208,30 @@ VTT_HEADER = "WEBVTT\n\n"
 
 
 class CueWriter:
-    """SRT or WebVTT text for each final as it comes: cues numbered across the stream, each one starting
-    after the one before has left the screen."""
+    """Cues for each final as it comes, each one starting after the one before has left the screen, and
+    their SRT or WebVTT text: the one place cues are counted (count) and numbered across a stream."""
 
-    def __init__(self, fmt: str, settings: CueSettings = CueSettings()):
+    def __init__(self, fmt: str = "srt", settings: CueSettings = CueSettings()):
         self.fmt, self.settings, self.count, self.last_end_s = fmt, settings, 0, 0.0
 
-    def header(self) -> str:
-        return VTT_HEADER if self.fmt == "vtt" else ""
+    def header(self, fmt: str | None = None) -> str:
+        return VTT_HEADER if (fmt or self.fmt) == "vtt" else ""
 
     def cues(self, words: list[Word]) -> list[Cue]:
+        """The next cues, counted: afterwards they are numbers count - len(cues) + 1 to count."""
         cues = make_cues(words, self.settings, self.last_end_s)
         if cues:
             self.last_end_s = cues[-1].end_s
+        self.count += len(cues)
         return cues
 
-    def segment(self, words: list[Word]) -> str:
-        cues = self.cues(words)
-        text = "".join(srt_cue(self.count + 1 + i, cue) if self.fmt == "srt" else vtt_cue(cue)
+    def text(self, cues: list[Cue], fmt: str | None = None) -> str:
+        """The text of the cues cues() gave last (SRT numbers them on from the cues before), in fmt: "srt"
+        or "vtt", the writer's own by default."""
+        first = self.count - len(cues) + 1
+        return "".join(srt_cue(first + i, cue) if (fmt or self.fmt) == "srt" else vtt_cue(cue)
                        for i, cue in enumerate(cues))
-        self.count += len(cues)
-        return text
+
+    def segment(self, words: list[Word]) -> str:
+        """The next cues' text in the writer's format."""
+        return self.text(self.cues(words))

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TextIO
 
-from .cues import VTT_HEADER, Cue, CueSettings, CueWriter, srt_cue, vtt_cue
+from .cues import VTT_HEADER, Cue, CueSettings, CueWriter, vtt_cue
 from ..errors import StreamerError
 from ..core.events import Final
 from ..files import check_dir_target, check_file_target
@@ -95,11 +95,14 @@ class SubtitleFiles:
         self.vtt = open_new(Path(vtt), overwrite) if vtt else None
         self.jsonl = open_new(Path(jsonl), overwrite) if jsonl else None
         self.hls = HlsSubtitles(Path(hls_dir), hls_segment_s, overwrite) if hls_dir else None
-        self.cue_writer = CueWriter("srt", settings)
-        self.cue_count = 0
+        self.cue_writer = CueWriter(settings=settings)
         self.finals = 0
         self.final_end_s = 0.0
-        self._write(self.vtt, VTT_HEADER)
+        self._write(self.vtt, self.cue_writer.header("vtt"))
+
+    @property
+    def cue_count(self) -> int:
+        return self.cue_writer.count
 
     def _write(self, out: TextIO | None, text: str) -> None:
         if out is not None and text:
@@ -111,9 +114,8 @@ class SubtitleFiles:
         if not isinstance(event, Final):
             return
         cues = self.cue_writer.cues(list(event.words))
-        self._write(self.srt, "".join(srt_cue(self.cue_count + 1 + i, c) for i, c in enumerate(cues)))
-        self._write(self.vtt, "".join(vtt_cue(c) for c in cues))
-        self.cue_count += len(cues)
+        self._write(self.srt, self.cue_writer.text(cues, "srt"))
+        self._write(self.vtt, self.cue_writer.text(cues, "vtt"))
         self.finals += 1
         self.final_end_s = event.end_s
         if self.hls is not None:

@@ -1,8 +1,12 @@
-"""Audio sources for files and URLs: an ffmpeg subprocess that yields 16 kHz mono int16 blocks."""
+"""Audio sources for files and URLs: an ffmpeg subprocess that yields 16 kHz mono int16 blocks.
+
+``FfmpegProcess`` is the one place that runs ffmpeg, reads its PCM and cleans up after it, for
+``ffmpeg_blocks`` here and for live ingest's connections (``streamer.sources.live``)."""
 
 from __future__ import annotations
 
 import re
+import select
 import shutil
 import subprocess
 import threading
@@ -16,6 +20,7 @@ import numpy as np
 from .. import SAMPLE_RATE
 from ..errors import StreamerError
 
+PTS_LINE = re.compile(r"Parsed_ashowinfo.*?\bpts_time:(-?[0-9.]+)")  # ashowinfo's report of a frame
 URL_SCHEMES = ("http://", "https://", "rtmp://", "rtsp://", "srt://", "udp://", "tcp://")
 
 
@@ -75,28 +80,88 @@ def explain_ffmpeg_error(source: str, stderr: str) -> str:
 def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool = False) -> Iterator[np.ndarray]:
     """16 kHz mono int16 blocks of any file or URL ffmpeg reads (any rate, any channel count)."""
     check_input(source)
-    command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-loglevel", "error"]
-    command += ["-re"] if realtime else []
-    command += ["-i", source, "-vn", "-map", "0:a:0", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stderr = StderrTail(process.stderr)  # drained all along: a chatty source must not fill the pipe
-    produced = 0
-    try:
-        while chunk := process.stdout.read(block_samples * 2):
+    with FfmpegProcess(source, realtime=realtime) as ffmpeg:
+        produced = 0
+        for chunk in ffmpeg.chunks(block_samples * 2):
             chunk = chunk[: len(chunk) // 2 * 2]
             produced += len(chunk) // 2
             yield np.frombuffer(chunk, dtype=np.int16)
-        if process.wait() != 0:
-            raise StreamerError(explain_ffmpeg_error(source, stderr.text()))
-        if produced == 0:
-            raise StreamerError(f"{source} contains no audio samples")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-        stderr.join()
-        process.stdout.close()
-        process.stderr.close()
+        ffmpeg.check(gave_audio=produced > 0)
+
+
+def ffmpeg_command(source: str, realtime: bool = False, timestamps: bool = False,
+                   stall_s: float | None = None) -> list[str]:
+    """ffmpeg decoding source's first audio stream to 16 kHz mono s16le on stdout (see FfmpegProcess)."""
+    command = [find_ffmpeg(), "-nostdin", "-hide_banner"]
+    command += ["-nostats", "-loglevel", "info"] if timestamps else ["-loglevel", "error"]
+    command += ["-re"] if realtime else []
+    command += ["-rw_timeout", str(int(stall_s * 1e6))] if stall_s is not None and is_url(source) else []
+    command += ["-copyts"] if timestamps else []
+    command += ["-i", source, "-vn", "-map", "0:a:0"]
+    command += ["-af", "ashowinfo,aresample=async=1"] if timestamps else []
+    return command + ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+
+
+class FfmpegProcess:
+    """One ffmpeg run on a file or URL: its 16 kHz mono s16le output, its reason when it fails, and its
+    clean-up (close(), or use it as a context manager). Its stderr is drained all along on a thread, so
+    that a chatty source cannot fill the pipe.
+
+    realtime: read no faster than the input plays (-re). timestamps: keep the input's timestamps
+    (-copyts) and report them (ashowinfo), so that first_pts() gives the first audio's. stall_s: no
+    output for this long is a StreamerError (and a URL gets it as -rw_timeout); without it, reads block
+    until a whole chunk or the end comes."""
+
+    def __init__(self, source: str, realtime: bool = False, timestamps: bool = False,
+                 stall_s: float | None = None):
+        self.source, self.stall_s = source, stall_s
+        command = ffmpeg_command(source, realtime, timestamps, stall_s)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        keep = (lambda line: "Parsed_ashowinfo" not in line) if timestamps else (lambda line: True)
+        self.stderr = StderrTail(self.process.stderr, keep=keep, watch=PTS_LINE if timestamps else None)
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The output until it ends, in chunks of size bytes (the last may be shorter); with stall_s, in
+        chunks of at most size bytes, as they come."""
+        while chunk := self._read(size):
+            yield chunk
+
+    def _read(self, size: int) -> bytes:
+        stdout = self.process.stdout
+        if self.stall_s is None:
+            return stdout.read(size)
+        ready, _, _ = select.select([stdout], [], [], self.stall_s)
+        if not ready:
+            raise StreamerError(f"no audio from {self.source} for {self.stall_s:g} s")
+        return stdout.read1(size) if hasattr(stdout, "read1") else b""
+
+    def check(self, gave_audio: bool) -> None:
+        """Once the output has ended: a StreamerError with ffmpeg's reason when it failed, or when it gave
+        no audio."""
+        if self.process.wait() != 0:
+            raise StreamerError(explain_ffmpeg_error(self.source, self.stderr.text()))
+        if not gave_audio:
+            raise StreamerError(f"{self.source} contains no audio samples")
+
+    def first_pts(self) -> float:
+        """The timestamp ffmpeg reported for the first audio frame (0 when it said none); needs timestamps."""
+        match = self.stderr.first_match(timeout_s=5.0)
+        return float(match.group(1)) if match else 0.0
+
+    def close(self) -> None:
+        """Kill ffmpeg if it still runs, reap it, and close its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.stderr.join()
+        self.process.stdout.close()
+        self.process.stderr.close()
+
+    def __enter__(self) -> FfmpegProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 class StderrTail:

@@ -16,9 +16,6 @@ stream.
 
 from __future__ import annotations
 
-import re
-import select
-import subprocess
 import threading
 import time
 import urllib.request
@@ -28,14 +25,13 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .. import SAMPLE_RATE
-from .ffmpeg import StderrTail, check_input, explain_ffmpeg_error, find_ffmpeg, is_url
+from .ffmpeg import FfmpegProcess, check_input, is_url
 from ..errors import StreamerError
 
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0)
 LIVE_SCHEMES = ("rtmp://", "rtmps://", "rtsp://", "srt://", "udp://", "tcp://")
 PERMANENT = ("has no audio stream", "is not a media file", "not found (404)", "forbidden (403)",
              "unauthorized (401)", "no such file")
-PTS_LINE = re.compile(r"Parsed_ashowinfo.*?\bpts_time:(-?[0-9.]+)")
 
 
 @dataclass(frozen=True)
@@ -160,50 +156,23 @@ class Connection:
 
     def __init__(self, source: str, settings: IngestSettings):
         self.source, self.settings = source, settings
-        command = [find_ffmpeg(), "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
-        command += ["-re"] if settings.realtime else []
-        command += ["-rw_timeout", str(int(settings.stall_s * 1e6))] if is_url(source) else []
-        command += ["-copyts", "-i", source, "-vn", "-map", "0:a:0", "-af", "ashowinfo,aresample=async=1",
-                    "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.stderr = StderrTail(self.process.stderr, keep=lambda line: "Parsed_ashowinfo" not in line,
-                                 watch=PTS_LINE)
+        self.ffmpeg = FfmpegProcess(source, realtime=settings.realtime, timestamps=True, stall_s=settings.stall_s)
 
-    def blocks(self) -> Iterator[tuple[float, np.ndarray]]:
+    def blocks(self) -> Iterator[tuple[float | None, np.ndarray]]:
+        """The first block holds at least block_samples samples, later ones what has come since."""
         size = self.settings.block_samples * 2
         pending = b""
         first = True
-        while True:
-            ready, _, _ = select.select([self.process.stdout], [], [], self.settings.stall_s)
-            if not ready:
-                raise StreamerError(f"no audio from {self.source} for {self.settings.stall_s:g} s")
-            chunk = self.process.stdout.read1(size) if hasattr(self.process.stdout, "read1") else b""
-            if not chunk:
-                break
+        for chunk in self.ffmpeg.chunks(size):
             pending += chunk
             usable = len(pending) // 2 * 2
             if usable < (size if first else 2):
                 continue
             block, pending = np.frombuffer(pending[:usable], np.int16).copy(), pending[usable:]
-            if first:
-                first = False
-                yield self.first_pts(), block
-            else:
-                yield None, block
-        if self.process.wait() != 0:
-            raise StreamerError(explain_ffmpeg_error(self.source, self.stderr.text()))
-        if first:
-            raise StreamerError(f"{self.source} contains no audio samples")
-
-    def first_pts(self) -> float:
-        """The timestamp ffmpeg reported for the first audio frame (0 when it said none)."""
-        match = self.stderr.first_match(timeout_s=5.0)
-        return float(match.group(1)) if match else 0.0
+            pts_s = self.ffmpeg.first_pts() if first else None
+            first = False
+            yield pts_s, block
+        self.ffmpeg.check(gave_audio=not first)
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        self.stderr.join()
-        self.process.stdout.close()
-        self.process.stderr.close()
+        self.ffmpeg.close()
