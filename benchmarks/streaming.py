@@ -106,7 +106,13 @@ class TextStageTimer:
         return 1000 * self.seconds[kind] / max(1, self.calls[kind])
 
 
-def replay(recognizer: Recognizer, audio: np.ndarray, paced: bool, model_runs: dict | None = None) -> dict:
+def lone_logits(info, model: OnnxModel, request) -> np.ndarray:
+    """One request run alone, synchronously: this replay is its own driver, on a simulated clock."""
+    return model.logits([info.geometry.pad_to_receptive_field(request.audio)], [request.stats])[0]
+
+
+def replay(recognizer: Recognizer, model: OnnxModel, audio: np.ndarray, paced: bool,
+           model_runs: dict | None = None) -> dict:
     """Feed 100 ms blocks; run the stream's requests one by one; stamp each event when its request ends.
     The clock advances by each request's model time and by the stream's own work on the result (stitching,
     the text stage). model_runs: logits and model time by request, filled by one replay and reused by
@@ -128,7 +134,7 @@ def replay(recognizer: Recognizer, audio: np.ndarray, paced: bool, model_runs: d
                 logits, spent = model_runs[key]
             else:
                 began = time.perf_counter()
-                logits = recognizer.logits(request)
+                logits = lone_logits(recognizer.info, model, request)
                 spent = time.perf_counter() - began
                 if model_runs is not None:
                     model_runs[key] = (logits, spent)
@@ -186,7 +192,7 @@ def offline_run(model: OnnxModel, audio: np.ndarray) -> tuple[str, float]:
 
 def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSettings, paced: bool = False,
                 model_runs: dict | None = None) -> dict:
-    result = replay(Recognizer(model, settings), speech["audio"], paced, model_runs)
+    result = replay(Recognizer(model.info, settings), model, speech["audio"], paced, model_runs)
     timer = result["text"]
     broken = broken_promises([event for _, event in result["events"]])
     if broken:

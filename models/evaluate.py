@@ -92,10 +92,10 @@ def offline_recognizer(model, use_vad: bool, decoder):
     from dataclasses import replace
 
     from streamer.core.offline import OfflineSettings
-    from streamer.core.stream import Recognizer
+    from streamer.inference.driver import Captioner
 
     settings = OfflineSettings(decoder=decoder)
-    return Recognizer(model, replace(settings, vad=replace(settings.vad, enabled=use_vad)).stream_settings())
+    return Captioner(model, replace(settings, vad=replace(settings.vad, enabled=use_vad)).stream_settings())
 
 
 def main() -> int:
@@ -159,9 +159,9 @@ def main() -> int:
     for row in [r for r in rows if r["reference"] != r["hypothesis"]][: args.show]:
         print(f"REF: {row['reference']}\nHYP: {row['hypothesis']}\n")
     print(f"{totals['data']}: {totals['items']} items, {totals['words']} words")
-    how = args.decoder if recognizer.decoder is None else (
-        f"beam {args.beam_width}, {recognizer.decoder.lm_path.name}, alpha {recognizer.decoder.alpha:g}, "
-        f"beta {recognizer.decoder.beta:g}")
+    beam = recognizer.recognizer.decoder
+    how = args.decoder if beam is None else (
+        f"beam {args.beam_width}, {beam.lm_path.name}, alpha {beam.alpha:g}, beta {beam.beta:g}")
     print(f"WER {totals['wer']:.4f}  CER {totals['cer']:.4f}  ({how}, offline)")
     if args.json:
         args.json.write_text(json.dumps({"totals": totals, "items": rows}, ensure_ascii=False, indent=1))

@@ -281,7 +281,7 @@ def spoken_numbers(tmp_path_factory):
 
 def run_stream(model, audio, sizes, written=True, max_caption_s=4.0) -> list:
     from streamer.core.stream import StreamSettings
-from streamer.inference.driver import Captioner
+    from streamer.inference.driver import Captioner
 
     stream = Captioner(model, StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))).stream()
     events, position, k = [], 0, 0

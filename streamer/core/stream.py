@@ -151,7 +151,7 @@ class Stream:
         for segment in sorted(self._segments.values(), key=lambda s: s.index):
             try:
                 cut = (segment.caption.first_frame + segment.caption.n_frames) * segment.stride
-                events += self._end_caption(segment, cut, at_pause=True)
+                events += self._end_caption(segment, cut, at_pause=False)
             except Exception:  # noqa: BLE001 - the state that failed cannot make a final: keep what was sent
                 break
         return [event for event in events if isinstance(event, Final)]

@@ -196,6 +196,8 @@ class Batcher:
         ranked = []
         count = len(self._entries)
         for position, entry in enumerate(self._entries):
+            if entry.in_flight:
+                continue  # a commit it has waiting keeps its age
             waiting = entry.waiting()
             if waiting is None:
                 entry.commit_since = None
