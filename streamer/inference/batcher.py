@@ -324,6 +324,12 @@ class Batcher:
                                   sum(len(r.audio) for r in requests) / rate, waiting))
         return list(logits)
 
+    async def warm_up(self, lengths_s: tuple[float, ...] = (1.24, 8.0)) -> None:
+        """One call per window length, so the first streams do not pay the runtime's start-up."""
+        rate = self.backend.info.geometry.sample_rate
+        for seconds in lengths_s:
+            await self.backend.logits([ModelInput(np.zeros(int(seconds * rate), np.float32))])
+
     async def close(self, timeout_s: float = 2.0) -> None:
         """Wait (at most timeout_s) for calls in flight, then stop the post-model threads."""
         if self._calls:

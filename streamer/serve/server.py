@@ -19,36 +19,26 @@ would (last finals, ``end``) within ``SHUTDOWN_S``, then the process exits.
 from __future__ import annotations
 
 import asyncio
-import bisect
-import hmac
 import json
 import logging
 import signal
 import threading
 import time
 import urllib.parse
-from collections import deque
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from importlib.resources import files
 
-from ..inference.backend import ModelInput
 from ..inference.batcher import Batcher, BatchSettings
 from .broadcast import Broadcast, run_ingest
 from ..text.decoder import make_decoder
 from ..errors import StreamerError
-from ..core.events import Error, Final, Partial
 from ..sources.live import IngestSettings, LiveSource
-from .protocol import ClientConfig, ProtocolError, decode_frame, event_message, parse_config, stream_settings
+from .protocol import ClientConfig, ProtocolError, decode_frame, parse_config, stream_settings
 from ..core.stream import Recognizer, StreamSettings
+from .http import Routes, token_ok
+from .session import Session
 from .telemetry import Metrics
 
 log = logging.getLogger("streamer.server")
-STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-          "/worklet.js": ("worklet.js", "text/javascript; charset=utf-8"),
-          "/style.css": ("style.css", "text/css; charset=utf-8"),
-          "/viewer": ("viewer.html", "text/html; charset=utf-8"),
-          "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8")}
 VIEWER_PATH = "/live"  # the broadcast's websocket
 CLOSE_POLICY, CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1008, 1001, 1013, 1011
 SEND_TIMEOUT_S = 10.0  # after eof, how long the last events may take to reach a slow client
@@ -80,63 +70,6 @@ class ServerSettings:
             raise StreamerError("max_streams must be ≥ 1, max_frame_bytes ≥ 64 and idle_timeout_s > 0")
 
 
-class Session:
-    """One connection: its stream, its outgoing events, and when each piece of its audio arrived."""
-
-    def __init__(self, ws, config: ClientConfig, stream, metrics: Metrics, queue_size: int):
-        self.ws, self.config, self.stream, self.metrics = ws, config, stream, metrics
-        self.outbox: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
-        self.samples_in = 0  # at the stream's 16 kHz
-        self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (16 kHz sample reached, time)
-        self.overflowed = False
-        self.failed = False  # recognition failed: the stream ends (its finals so far were sent)
-        self.dropped_hops = 0
-
-    def audio_arrived(self, n_samples: int, rate: int) -> None:
-        self.samples_in += round(n_samples * 16000 / rate)
-        self._arrivals.append((self.samples_in, time.monotonic()))
-        self.metrics.audio_in(n_samples / rate)
-
-    def arrival(self, seconds: float) -> float | None:
-        """When the audio at this stream time arrived."""
-        positions = [p for p, _ in self._arrivals]
-        i = bisect.bisect_left(positions, round(seconds * 16000))
-        return self._arrivals[i][1] if i < len(self._arrivals) else None
-
-    def sink(self, events: list) -> None:
-        """Events of the stream (or an exception from the model call) into the client's queue."""
-        now = time.monotonic()
-        for event in events:
-            if isinstance(event, Error):
-                self.failed = True
-            self._observe(event, now)
-            message = event_message(event, self.config)
-            if message is not None:
-                self.put(message)
-        dropped = self.stream.dropped_hops
-        self.metrics.dropped.inc(max(0, dropped - self.dropped_hops))
-        self.dropped_hops = max(self.dropped_hops, dropped)
-
-    def _observe(self, event, now: float) -> None:
-        if isinstance(event, Partial) and event.text:
-            arrived = self.arrival(event.end_s)
-            if arrived is not None:
-                self.metrics.partial.observe(now - arrived)
-        elif isinstance(event, Final):
-            arrived = self.arrival(event.words[-1].end_s)
-            if arrived is not None:
-                self.metrics.final.observe(now - arrived)
-
-    def put(self, message: dict) -> None:
-        try:
-            self.outbox.put_nowait(message)
-        except asyncio.QueueFull:
-            self.overflowed = True  # the client does not read: the receive loop drops it
-
-    def lag_s(self) -> float:
-        return self.stream.lag_s()
-
-
 class CaptionServer:
     def __init__(self, load_backend, settings: ServerSettings = ServerSettings(),
                  stream_defaults: StreamSettings = StreamSettings()):
@@ -155,6 +88,7 @@ class CaptionServer:
         self._ingest_stop = threading.Event()
         self._ingest: asyncio.Task | None = None
         self._handlers: set[asyncio.Task] = set()
+        self.routes = Routes(settings.token, settings.allowed_origins, self.metrics, self.ready, self.stopping)
 
     # ---- life cycle
     async def serve(self, started=None) -> None:
@@ -207,8 +141,8 @@ class CaptionServer:
         self.backend = await asyncio.to_thread(self.load_backend)
         info = self.backend.info
         self.decoder = await asyncio.to_thread(make_decoder, info, self.stream_defaults.decoder)
-        await self._warm_up()
         self.batcher = Batcher(self.backend, self.settings.batch, self.metrics.batch_done, log.warning)
+        await self.batcher.warm_up()
         if self.broadcast is not None:
             source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
                                              log.info, self._ingest_stop)
@@ -218,57 +152,13 @@ class CaptionServer:
         log.info("model ready: %s (%s)", info.manifest.get("source"), info.manifest.get("precision"))
         await self.batcher.run()
 
-    async def _warm_up(self) -> None:
-        import numpy as np
-
-        for seconds in (1.24, 8.0):
-            await self.backend.logits([ModelInput(np.zeros(int(seconds * 16000), np.float32))])
 
     # ---- HTTP on the same port
     def _http(self, connection, request):
-        from websockets.datastructures import Headers
-        from websockets.http11 import Response
-
-        def respond(status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8"):
-            headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
-                               ("Cache-Control", "no-store")])
-            return Response(status.value, status.phrase, headers, body)
-
-        path, _, query = request.path.partition("?")
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            if not self._origin_allowed(request.headers):
-                self.metrics.refused.labels("origin").inc()
-                return respond(HTTPStatus.FORBIDDEN, b"origin not allowed\n")
-            token = urllib.parse.parse_qs(query).get("token", [None])[0]
-            if token is not None and not self._token_ok(token):
-                self.metrics.refused.labels("token").inc()
-                return respond(HTTPStatus.UNAUTHORIZED, b"wrong token\n")
-            return None
-        if path == "/healthz":
-            return respond(HTTPStatus.OK, b"ok\n")
-        if path == "/readyz":
-            ok = self.ready.is_set() and not self.stopping.is_set()
-            return respond(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE,
-                           b"ready\n" if ok else b"loading the model\n" if not self.ready.is_set() else b"stopping\n")
-        if path == "/metrics":
-            from prometheus_client import CONTENT_TYPE_LATEST
-
-            return respond(HTTPStatus.OK, self.metrics.text(), CONTENT_TYPE_LATEST)
-        if path in STATIC:
-            name, content_type = STATIC[path]
-            return respond(HTTPStatus.OK, (files("streamer.client") / name).read_bytes(), content_type)
-        return respond(HTTPStatus.NOT_FOUND, b"not found\n")
-
-    def _origin_allowed(self, headers) -> bool:
-        origin = headers.get("Origin")
-        if origin is None or "*" in self.settings.allowed_origins or origin in self.settings.allowed_origins:
-            return True
-        return urllib.parse.urlsplit(origin).netloc == headers.get("Host")
+        return self.routes(request)
 
     def _token_ok(self, token: str | None) -> bool:
-        if self.settings.token is None:
-            return True
-        return token is not None and hmac.compare_digest(token.encode(), self.settings.token.encode())
+        return token_ok(token, self.settings.token)
 
     # ---- one connection
     async def _handle(self, ws) -> None:
@@ -277,13 +167,13 @@ class CaptionServer:
             return
         try:
             config = await self._config(ws)
+            settings = stream_settings(self.stream_defaults, config.settings)
         except ProtocolError as error:
             self.metrics.refused.labels(error.code).inc()
             await self._refuse(ws, error)
             return
         except Exception:  # the client left before its config: nothing to clean up
             return
-        settings = stream_settings(self.stream_defaults, config.settings)
         recognizer = Recognizer(self.backend.info, settings, self.decoder)
         session = Session(ws, config, recognizer.stream(config.sample_rate), self.metrics, self.settings.send_queue)
         entry = self.batcher.add(session.stream, session.sink)
