@@ -94,7 +94,7 @@ def test_repeated_ctrl_c_still_flushes_the_last_final(alsa_home, tiny_export):
 def test_a_slow_consumer_gets_silence_for_what_was_dropped():
     """The queue between PortAudio's thread and recognition is bounded: blocks that do not fit are dropped
     and come back as a gap of the same length, so lag stays bounded and times stay on the audio clock."""
-    from streamer.sources.mic import BlockQueue
+    from streamer.sources.handoff import BlockQueue
 
     blocks = BlockQueue(max_blocks=3)
     for i in range(10):  # the device delivers 10 blocks while recognition takes none

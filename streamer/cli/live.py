@@ -9,7 +9,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .options import add_runner_options, add_stream_options, load_runner, log, stop_on_signals, stream_settings
+from .options import (add_max_lag_option, add_runner_options, add_stream_options, load_runner, log, stop_on_signals,
+                      stream_settings)
 from ..errors import StreamerError
 
 
@@ -40,6 +41,7 @@ def add_subtitle_parser(commands) -> None:
                           help="keep reconnecting a dropped input this long before giving up (default 60)")
     subtitle.add_argument("--stall-s", type=float, default=15.0,
                           help="no audio for this long from a live input counts as a drop (default 15)")
+    add_max_lag_option(subtitle, 10.0)
     subtitle.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     group = subtitle.add_argument_group("cues", "Norwegian subtitle practice by default")
     group.add_argument("--max-line-chars", type=int, default=cues.max_line_chars, help=f"(default {cues.max_line_chars})")
@@ -65,9 +67,7 @@ def add_serve_parser(commands) -> None:
     serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024, help="largest websocket message (default 256 KiB)")
     serve.add_argument("--idle-timeout-s", type=float, default=30.0,
                        help="a stream that sends nothing for this long is ended, its finals sent (default 30)")
-    serve.add_argument("--max-lag-s", type=float, default=30.0,
-                       help="a stream whose audio waits this long for the model (the server is overloaded) gets a "
-                            "busy error and is ended, its finals sent (default 30)")
+    add_max_lag_option(serve, 10.0)
     serve.add_argument("--ping-interval-s", type=float, default=20.0,
                        help="ping clients this often; one that does not answer within as long again (it does not "
                             "read) is dropped (default 20)")
@@ -108,7 +108,9 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     from ..captions.cues import CueSettings
     from ..sources.live import IngestSettings, LiveSource
     from ..captions.subtitles import SubtitleFiles
+    from ..inference.batcher import BatchSettings
     from ..inference.driver import Captioner, until_error
+    from ..sources.handoff import read_ahead
 
     cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps)
     stop = threading.Event()
@@ -116,12 +118,14 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     source = LiveSource(args.input, IngestSettings(args.realtime, args.live, args.retry_s, args.stall_s),
                         log=progress.log, stop=stop)
     files = SubtitleFiles(args.srt, args.vtt, args.jsonl, args.hls_dir, cues, args.hls_segment_s, args.overwrite)
-    captioner = Captioner(load_runner(args), stream_settings(args))
+    captioner = Captioner(load_runner(args), stream_settings(args), batch=BatchSettings(max_lag_s=args.max_lag_s))
     stream = captioner.stream()
+    skipped = Skipped(files, progress)
     stop_on_signals(stop)  # Ctrl-C ends the input; the last finals are still written
     gaps = 0
     try:
-        for block in source.blocks():
+        for block in read_ahead(source.blocks(), args.max_lag_s, source.live or args.realtime, skipped.gap):
+            skipped.position += len(block)
             if files.hls is not None and source.origin_pts_s is not None:
                 files.hls.origin_pts_s = source.origin_pts_s
             for event in until_error(stream.accept(block)):
@@ -138,6 +142,19 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
         files.close(source.position_s)
         progress.done(f"{files.cue_count} cues from {files.finals} finals, {source.position_s:.1f} s of input")
     return 0
+
+
+class Skipped:
+    """Audio a live input gave while the captions were more than --max-lag-s behind: a gap, logged."""
+
+    def __init__(self, files, progress: "Progress"):
+        self.files, self.progress, self.position = files, progress, 0  # samples handed to the stream
+
+    def gap(self, seconds: float) -> None:
+        start_s = self.position / 16000
+        self.progress.log(f"captions fell behind: skipped {seconds:.1f} s of audio at {start_s:.1f} s (--max-lag-s)")
+        self.files.note({"type": "gap", "start": round(start_s, 3), "end": round(start_s + seconds, 3),
+                         "reason": "captions fell behind: audio skipped (--max-lag-s)"})
 
 
 class Progress:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import DEFAULT_MODEL, SAMPLE_RATE, __version__
 from ..errors import StreamerError
-from .options import (add_runner_options, add_stream_options, decoder_settings, load_runner, log, stop_on_signals,
+from .options import (add_max_lag_option, add_runner_options, add_stream_options, decoder_settings, load_runner, log, stop_on_signals,
                       stream_settings, text_settings, with_vad_options)
 
 FORMATS = ("text", "json", "jsonl", "srt", "vtt")
@@ -82,9 +82,7 @@ def add_mic_parser(commands) -> None:
     mic.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     mic.add_argument("--format", choices=("text", "jsonl"), default="text",
                      help="text (live terminal view) or jsonl (every event)")
-    mic.add_argument("--max-lag-s", type=float, default=2.0, metavar="S",
-                     help="when recognition falls this far behind the microphone, newer audio is skipped (and "
-                          "said so) instead of the lag growing (default 2)")
+    add_max_lag_option(mic, 2.0)
     add_stream_options(mic)
 
 
@@ -170,6 +168,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_mic(args: argparse.Namespace) -> int:
     from ..sources.mic import Microphone, list_devices
     from ..captions.output import CaptionSink, TerminalView
+    from ..inference.batcher import BatchSettings
     from ..inference.driver import Captioner, until_error
 
     if args.list_devices:
@@ -178,7 +177,7 @@ def cmd_mic(args: argparse.Namespace) -> int:
     microphone = Microphone(args.input_device, SAMPLE_RATE // 10, args.max_lag_s)  # a missing device fails now
     view = TerminalView(sys.stdout) if args.format == "text" else CaptionSink(args.format, sys.stdout)
     notice = view.notice if isinstance(view, TerminalView) else log
-    captioner = Captioner(load_runner(args), stream_settings(args))
+    captioner = Captioner(load_runner(args), stream_settings(args), batch=BatchSettings(max_lag_s=args.max_lag_s))
     stream = captioner.stream()
     stop = threading.Event()
     stop_on_signals(stop)

@@ -146,3 +146,10 @@ def stop_on_signals(stop: threading.Event) -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, handler)
+
+
+def add_max_lag_option(parser: argparse.ArgumentParser, default_s: float) -> None:
+    parser.add_argument("--max-lag-s", type=float, default=default_s, metavar="S",
+                        help="the most the captions may trail the audio when recognition cannot keep up: partial "
+                             "updates are merged and dropped first, then newer audio is skipped (as silence on the "
+                             f"audio's clock, and said so) until the captions catch up (default {default_s:g})")

@@ -168,9 +168,11 @@ class Stream:
         return segment.urgency(commits=segment.index == min(self._segments))
 
     def lag_s(self) -> float:
-        """How far the committed text trails the audio received (seconds): a driver that cannot keep up
-        lets this grow without bound."""
-        return max((s.length - s.commits.committed_end for s in self._segments.values()), default=0) / self._rate
+        """How far the stream's captions trail the audio beyond what its settings make them wait (seconds):
+        the audio received since the oldest commit waiting to be run became runnable. About one model
+        call while the driver keeps up; it grows without bound when the driver cannot."""
+        waiting = [s.length - s.commit.window.end_sample for s in self._segments.values() if s.commit is not None]
+        return max(waiting, default=0) / self._rate
 
     @property
     def dropped_hops(self) -> int:

@@ -20,6 +20,13 @@ loop, the CLI and library users through ``streamer.inference.driver`` (a private
   running speech; but a commit that has waited ``max_commit_wait_ms`` goes before any partial. A
   stream whose partials wait merges their hops into one wider window and then drops the oldest
   (``WindowSettings.max_hops``) before any final is delayed.
+- **Overload** (one policy for every command): first a stream's partials merge and drop hops;
+  then, when its captions trail the audio by more than ``max_lag_s`` beyond what its settings make
+  them wait (``Stream.lag_s``), newly arriving audio is skipped — fed as silence of the same length,
+  so times stay on the audio's clock — until the lag is back under half of it. The stream hears of it
+  in one ``Error`` event of code ``behind`` per episode and goes on; captions of audio it already had
+  are never dropped. Sources read on a thread hand their blocks over through a ``BlockQueue`` of
+  the same ``max_lag_s``.
 - **Post-model work** (CTC or beam decoding, the stitcher, the text stage) runs on worker threads,
   one stream at a time under its lock, never on the event loop.
 """
@@ -48,12 +55,15 @@ class BatchSettings:
     max_retries: int = 2  # a failed call is tried again this many times
     retry_delay_ms: float = 50.0  # before the first retry (doubled for each next)
     post_threads: int = 2  # worker threads for decoding and the text stage
+    max_lag_s: float | None = None  # captions trailing the audio more than this: new audio skipped (None: never)
 
     def __post_init__(self) -> None:
         if self.max_windows < 1 or self.max_wait_ms < 0 or self.max_commit_wait_ms < 0:
             raise StreamerError("max_windows must be at least 1, max_wait_ms and max_commit_wait_ms not negative")
         if self.max_retries < 0 or self.retry_delay_ms < 0 or self.post_threads < 1:
             raise StreamerError("max_retries and retry_delay_ms must not be negative, post_threads at least 1")
+        if self.max_lag_s is not None and not self.max_lag_s > 0:
+            raise StreamerError(f"max_lag_s must be more than 0 seconds (or None), not {self.max_lag_s}")
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ class Entry:
         self.commit_since: float | None = None  # when a commit was first seen waiting
         self.drained = asyncio.Event()
         self.ended = asyncio.Event()  # set when the stream failed (it has ended)
+        self.skipping = False  # audio is being skipped: the stream is too far behind
+        self.skipped_s = 0.0
         self.update()
 
     def waiting(self):
@@ -134,7 +146,26 @@ class Batcher:
     async def feed(self, entry: Entry, block: np.ndarray) -> None:
         """Audio into a stream (its events to its sink), then wake the consumer. A block the stream refuses
         raises StreamerError and changes nothing; any other exception fails that stream alone."""
-        await self._guarded(entry, entry.stream.feed, block)
+        await self._guarded(entry, entry.stream.feed, self._within_lag(entry, block))
+
+    def _within_lag(self, entry: Entry, block: np.ndarray) -> np.ndarray:
+        """The block, or silence in its place while the stream is too far behind (see the module doc)."""
+        limit = self.settings.max_lag_s
+        if limit is None or not isinstance(block, np.ndarray) or block.ndim != 1:
+            return block
+        lag_s = entry.stream.lag_s()
+        if entry.skipping and lag_s < limit / 2:
+            entry.skipping = False
+        elif not entry.skipping and lag_s > limit:
+            entry.skipping = True
+            self.on_failure(f"a stream is {lag_s:.1f} s behind its audio: skipping new audio")
+            entry._sink([Error("behind", f"captions are {lag_s:.1f} s behind the audio (more than {limit:g} s): "
+                                         "new audio is skipped until they catch up; the captions of audio "
+                                         "already received still come")])
+        if not entry.skipping:
+            return block
+        entry.skipped_s += len(block) / entry.stream.pcm.sample_rate
+        return np.zeros_like(block)
 
     async def end(self, entry: Entry) -> None:
         """No more audio for this stream: its last requests are scheduled; await ``entry.drained``."""

@@ -3,20 +3,18 @@
 ``Broadcast`` keeps the recent captions (the last finals and the partial after them) for viewers who
 join late, and hands every event to each viewer's own bounded queue without waiting: a viewer whose
 queue is full (it does not read) is dropped, never waited for, so every other viewer gets the same
-events in the same order at once. ``run_ingest`` feeds a ``LiveSource`` (read on a thread) into a
-stream served by the server's batcher.
+events in the same order at once. ``run_ingest`` feeds a ``LiveSource`` (read on a thread, handed
+over as the overload policy says) into a stream served by the server's batcher.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
 from typing import Callable
 
 from ..errors import StreamerError
-
-HANDOFF_BLOCKS = 20  # blocks (of 100 ms) between the reader thread and the stream
+from ..sources.handoff import read_ahead
 from ..core.events import Error, Final, Partial
 
 
@@ -71,33 +69,29 @@ class Broadcast:
                 self.publish(event.to_json())
 
 
-async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callable[[str], None]) -> None:
-    """Feed source's blocks (read on a thread) to stream until the input ends, then its last finals and end."""
-    loop = asyncio.get_running_loop()
+async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callable[[str], None],
+                     max_lag_s: float = 10.0) -> None:
+    """Feed source's blocks to stream until the input ends, then its last finals and end. The blocks are
+    read on a thread and handed over as the overload policy says (``read_ahead``): a live input never
+    waits, and audio beyond max_lag_s of backlog is skipped as silence (viewers are told); a file waits."""
     entry = batcher.add(stream, broadcast.sink)
-    failure: list[str] = []
 
-    blocks: asyncio.Queue = asyncio.Queue(maxsize=HANDOFF_BLOCKS)
+    def skipped(seconds: float) -> None:
+        log(f"captions fell behind: skipped {seconds:.1f} s of the input (--max-lag-s)")
+        broadcast.publish({"type": "error", "code": "behind",
+                           "message": f"captions fell behind: {seconds:.1f} s of the input were skipped"})
 
-    async def feed() -> None:
-        while (block := await blocks.get()) is not None:
-            await batcher.feed(entry, block)
-
-    def read() -> None:  # the reader thread waits while the hand-off is full: the input is read as it is recognized
-        try:
-            for block in source.blocks():
-                asyncio.run_coroutine_threadsafe(blocks.put(block), loop).result()
-        except StreamerError as exc:
-            failure.append(str(exc))
-        finally:
-            asyncio.run_coroutine_threadsafe(blocks.put(None), loop).result()
-
-    threading.Thread(target=read, daemon=True, name="streamer-ingest").start()
+    blocks = read_ahead(source.blocks(), max_lag_s, source.live or source.settings.realtime, skipped)
+    failure = None
     try:
-        await feed()
+        while (block := await asyncio.to_thread(next, blocks, None)) is not None:
+            await batcher.feed(entry, block)
+    except StreamerError as exc:
+        failure = str(exc)
+    try:
         if failure:
-            log(f"ingest failed: {failure[0]}")
-            broadcast.publish({"type": "error", "code": "ingest", "message": failure[0]})
+            log(f"ingest failed: {failure}")
+            broadcast.publish({"type": "error", "code": "ingest", "message": failure})
         await batcher.end(entry)
         await entry.drained.wait()
         log(f"ingest ended at {source.position_s:.1f} s of input")

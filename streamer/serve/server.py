@@ -8,7 +8,8 @@
 
 Streams share one ``Batcher`` over one ``Backend`` (model calls and post-model work off the event
 loop). A stream never waits for another: its events go to its own bounded queue, a client that does
-not read is dropped, a stream the server cannot keep up with gets a ``busy`` error, and a stream
+not read is dropped, a stream the server cannot keep up with has new audio skipped (the batcher's
+overload policy: an error event of code ``behind``, captions go on), and a stream
 whose recognition fails gets an error event, its finals so far, ``end`` and close code 1011 while
 the others go on. Limits (streams, frame size, idle time), an optional token (config message or
 ``?token=``, compared in constant time, never logged) and allowed origins (default: the server's own
@@ -25,7 +26,7 @@ import signal
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..inference.batcher import Batcher, BatchSettings
 from .broadcast import Broadcast, run_ingest
@@ -53,7 +54,7 @@ class ServerSettings:
     max_streams: int = 16
     max_frame_bytes: int = 256 * 1024  # 1.3 s of 48 kHz float32: a browser sends 100 ms frames
     idle_timeout_s: float = 30.0  # no message for this long ends the stream (its finals are sent first)
-    max_lag_s: float = 30.0  # a stream whose audio waits this long for the model gets a busy error
+    max_lag_s: float = 10.0  # captions trailing a stream's audio more than this: its new audio is skipped
     send_queue: int = 512  # events waiting for a client that does not read before it is dropped
     ping_interval_s: float = 20.0  # a client that answers no ping for as long again is dropped (it does not read)
     token: str | None = field(default=None, repr=False)
@@ -141,13 +142,15 @@ class CaptionServer:
         self.backend = await asyncio.to_thread(self.load_backend)
         info = self.backend.info
         self.decoder = await asyncio.to_thread(make_decoder, info, self.stream_defaults.decoder)
-        self.batcher = Batcher(self.backend, self.settings.batch, self.metrics.batch_done, log.warning)
+        batch = replace(self.settings.batch, max_lag_s=self.settings.max_lag_s)
+        self.batcher = Batcher(self.backend, batch, self.metrics.batch_done, log.warning)
         await self.batcher.warm_up()
         if self.broadcast is not None:
             source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
                                              log.info, self._ingest_stop)
             stream = Recognizer(info, self.stream_defaults, self.decoder).stream()
-            self._ingest = asyncio.create_task(run_ingest(source, stream, self.batcher, self.broadcast, log.info))
+            self._ingest = asyncio.create_task(run_ingest(source, stream, self.batcher, self.broadcast, log.info,
+                                                          self.settings.max_lag_s))
         self.ready.set()
         log.info("model ready: %s (%s)", info.manifest.get("source"), info.manifest.get("precision"))
         await self.batcher.run()
@@ -296,11 +299,6 @@ class CaptionServer:
                 await self.batcher.feed(entry, block)
             except StreamerError as error:
                 session.put(ProtocolError("bad_audio", f"{error}; the frame was dropped").to_json())
-            if session.lag_s() > self.settings.max_lag_s:
-                self.metrics.refused.labels("busy").inc()
-                session.put(ProtocolError("busy", f"the server is {session.lag_s():.0f} s behind this stream; "
-                                                  "ending it").to_json())
-                return True
 
     def _control(self, session: Session, message: str) -> bool:
         """A text message after the config: eof ends the stream (True); anything else is an error event."""

@@ -40,7 +40,9 @@ class Session:
         """Events of the stream (or an exception from the model call) into the client's queue."""
         now = time.monotonic()
         for event in events:
-            if isinstance(event, Error):
+            if isinstance(event, Error) and event.code == "behind":
+                self.metrics.behind.inc()
+            elif isinstance(event, Error):
                 self.failed = True
             self._observe(event, now)
             message = event_message(event, self.config)
@@ -65,6 +67,3 @@ class Session:
             self.outbox.put_nowait(message)
         except asyncio.QueueFull:
             self.overflowed = True  # the client does not read: the receive loop drops it
-
-    def lag_s(self) -> float:
-        return self.stream.lag_s()

@@ -34,6 +34,8 @@ class Metrics:
                                registry=r)
         self.refused = Counter("streamer_refused_streams", "Streams refused or ended by the server", ["reason"],
                                registry=r)
+        self.behind = Counter("streamer_behind", "Times a stream fell more than --max-lag-s behind (new audio "
+                              "skipped until it caught up)", registry=r)
         self.viewers = Gauge("streamer_viewers", "Viewers following the broadcast", registry=r)
         self.dropped_viewers = Counter("streamer_dropped_viewers", "Viewers dropped because they did not read",
                                        registry=r)

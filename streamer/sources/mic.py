@@ -9,7 +9,6 @@ times stay on the audio's clock.
 
 from __future__ import annotations
 
-import queue
 import threading
 from typing import Callable, Iterator
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from .. import SAMPLE_RATE
 from ..errors import StreamerError
+from .handoff import BlockQueue
 
 
 def _sounddevice():
@@ -36,29 +36,6 @@ def list_devices() -> str:
 
 def parse_device(device: str | None) -> int | str | None:
     return int(device) if device is not None and device.isdigit() else device
-
-
-class BlockQueue:
-    """Bounded hand-over from an audio thread that must never wait: ``put`` drops a block when the
-    queue is full and counts its samples as a gap, which ``get`` returns before the next block."""
-
-    def __init__(self, max_blocks: int):
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_blocks))
-        self._gap_samples = 0  # dropped since the last block that got in (touched by the producer only)
-
-    def put(self, block: np.ndarray) -> None:
-        try:
-            self._queue.put_nowait((self._gap_samples, block))
-            self._gap_samples = 0
-        except queue.Full:
-            self._gap_samples += len(block)
-
-    def get(self, timeout_s: float) -> tuple[int, np.ndarray] | None:
-        """(samples dropped just before this block, the block), or None when nothing came in time."""
-        try:
-            return self._queue.get(timeout=timeout_s)
-        except queue.Empty:
-            return None
 
 
 class Microphone:
