@@ -169,7 +169,7 @@ def stable_lags(stamped: list, final: Final, final_time: float) -> list[float]:
         ends.append(position)
         position += 1
     lags = []
-    partials = [(now, e.stable_chars) for now, e in stamped if isinstance(e, Partial) and e.segment == final.segment]
+    partials = [(now, e.stable_chars) for now, e in stamped if isinstance(e, Partial) and e.caption == final.caption]
     for word, end_char in zip(final.words, ends):
         when = min((now for now, chars in partials if chars >= end_char), default=final_time)
         lags.append(min(when, final_time) - word.end_s)

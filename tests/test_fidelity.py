@@ -138,7 +138,7 @@ def test_stable_text_trails_the_speech_by_at_most_a_commit_window(model):
     window_s = StreamSettings().commit.window_ms / 1000
     early = 0
     for final in [e for e in events if isinstance(e, Final)]:
-        partials = [e for e in events if isinstance(e, Partial) and e.segment == final.segment]
+        partials = [e for e in events if isinstance(e, Partial) and e.caption == final.caption]
         position = 0
         for word in final.words:
             position += len(word.word)

@@ -237,8 +237,8 @@ def test_float_frames_at_int16_scale_are_refused():
 
 # ---- event_message
 
-PARTIAL = Partial(segment=2, text="god morgen", stable_chars=3, start_s=1.0, end_s=2.5)
-FINAL = Final(segment=2, words=(Word("god", 1.0, 1.3, 0.9), Word("morgen", 1.4, 2.0, 0.8)), start_s=1.0, end_s=2.0)
+PARTIAL = Partial(caption=2, text="god morgen", stable_chars=3, start_s=1.0, end_s=2.5)
+FINAL = Final(caption=2, words=(Word("god", 1.0, 1.3, 0.9), Word("morgen", 1.4, 2.0, 0.8)), start_s=1.0, end_s=2.0)
 
 
 def config(**kwargs) -> ClientConfig:

@@ -72,7 +72,7 @@ def test_partials_come_before_their_final_and_grow(model, speech):
     assert all(0 <= p.stable_chars <= len(p.text) for p in partials)
     ends = [p.end_s for p in partials]
     assert ends == sorted(ends)
-    numbers = [e.segment for e in events]
+    numbers = [e.caption for e in events]
     assert numbers == sorted(numbers)  # a caption's events all come before the next caption's
 
 

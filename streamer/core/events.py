@@ -9,9 +9,9 @@ from ..text.ctc import Word
 
 @dataclass(frozen=True)
 class Partial:
-    """The segment's text so far; may still change. The first stable_chars come from stable frames."""
+    """A caption's text so far; may still change. The first stable_chars come from stable frames."""
 
-    segment: int
+    caption: int  # the caption's number in the stream, from 0 ("segment" on the wire)
     text: str
     stable_chars: int
     start_s: float
@@ -23,7 +23,7 @@ class Partial:
         return self.text if self.raw_text is None else self.raw_text
 
     def to_json(self) -> dict:
-        return {"type": "partial", "segment": self.segment, "text": self.text, "stable_chars": self.stable_chars,
+        return {"type": "partial", "segment": self.caption, "text": self.text, "stable_chars": self.stable_chars,
                 "raw": self.raw,
                 "start": round(self.start_s, 3), "end": round(self.end_s, 3)}
 
@@ -32,7 +32,7 @@ class Partial:
 class Final:
     """A finished caption; never changes. Its words are written tokens (or the model's words, raw)."""
 
-    segment: int
+    caption: int  # the caption's number in the stream, from 0 ("segment" on the wire)
     words: tuple[Word, ...]
     start_s: float
     end_s: float
@@ -48,7 +48,7 @@ class Final:
         return self.text if self.raw_text is None else self.raw_text
 
     def to_json(self) -> dict:
-        return {"type": "final", "segment": self.segment, "text": self.text, "raw": self.raw,
+        return {"type": "final", "segment": self.caption, "text": self.text, "raw": self.raw,
                 "start": round(self.start_s, 3), "end": round(self.end_s, 3),
                 "words": [w.to_json() for w in self.words]}
 
@@ -60,17 +60,17 @@ def broken_promises(events) -> list[str]:
     finished: set[int] = set()
     broken = []
     for event in events:
-        if not isinstance(event, (Partial, Final)) or event.segment is None:
+        if not isinstance(event, (Partial, Final)) or event.caption is None:
             continue
-        if event.segment in finished:
-            broken.append(f"caption {event.segment}: {event.to_json()['type']} after its final")
-        promised = stable.get(event.segment, "")
+        if event.caption in finished:
+            broken.append(f"caption {event.caption}: {event.to_json()['type']} after its final")
+        promised = stable.get(event.caption, "")
         if not event.text.startswith(promised):
-            broken.append(f"caption {event.segment}: stable text {promised!r} revised to {event.text!r}")
+            broken.append(f"caption {event.caption}: stable text {promised!r} revised to {event.text!r}")
         if isinstance(event, Final):
-            finished.add(event.segment)
+            finished.add(event.caption)
         elif event.stable_chars > len(promised):
-            stable[event.segment] = event.text[: event.stable_chars]
+            stable[event.caption] = event.text[: event.stable_chars]
     return broken
 
 
