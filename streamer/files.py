@@ -3,7 +3,9 @@
 ``check_file_target`` / ``check_dir_target`` say in one line why a path cannot be written (a missing
 folder, a folder where a file should be, a file where a folder should be, no permission).
 ``AtomicTextFile`` writes beside the target and renames on success; a run that fails midway leaves
-the target untouched and keeps what it wrote as ``NAME.partial``.
+the target untouched and keeps what it wrote as ``NAME.partial``. What is not a regular file is never
+replaced: a symlink's target is written (atomically), a device or a named pipe written through.
+``check_not_input`` refuses an output that is the input.
 """
 
 from __future__ import annotations
@@ -26,11 +28,34 @@ def first_existing(path: Path) -> Path:
     return path
 
 
+def written_through(path: Path) -> bool:
+    """path is (or links to) something that exists and is not a regular file: a device, a named pipe."""
+    real = Path(os.path.realpath(path))
+    return real.exists() and not real.is_file() and not real.is_dir()
+
+
+def check_not_input(output: Path, source: str, what: str = "output") -> None:
+    """Refuse an output that is the input itself (under any name): writing it would destroy the audio."""
+    try:
+        same = Path(output).exists() and Path(source).exists() and os.path.samefile(output, source)
+    except OSError:
+        same = False
+    if same:
+        raise StreamerError(f"{what} {output} is the input {source}: writing it would destroy the audio; "
+                            "choose another file")
+
+
 def check_file_target(path: Path, what: str = "output") -> None:
-    """A file can be created or replaced at path: its folder exists and is writable."""
+    """A file can be created or replaced at path: its folder exists and is writable (or path is a device or a
+    named pipe that can be written)."""
     path = Path(path)
     if path.is_dir():
         raise StreamerError(f"{what} {path} is a directory: give a file name")
+    if written_through(path):
+        if not os.access(path, os.W_OK):
+            raise StreamerError(f"cannot write {what} {path}: no permission")
+        return
+    path = Path(os.path.realpath(path)) if path.is_symlink() else path
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         existing = first_existing(folder)
@@ -59,18 +84,29 @@ class AtomicTextFile:
     ``path.partial`` when the writer's ``keep_partial()`` says so (else removed)."""
 
     def __init__(self, path: Path):
-        self.path = Path(path)
+        self.path = Path(os.path.realpath(path)) if Path(path).is_symlink() else Path(path)  # a link's target
         self.partial_path = self.path.with_name(self.path.name + PARTIAL_SUFFIX)
         self.keep_partial: Callable[[], bool] = lambda: False
+        self.atomic = not written_through(self.path)  # a device or a pipe is written through
 
     def __enter__(self) -> TextIO:
         check_file_target(self.path)
+        if not self.atomic:
+            self._file = open(self.path, "w", encoding="utf-8")
+            return self._file
         handle, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         self._tmp = Path(name)
         self._file = os.fdopen(handle, "w", encoding="utf-8")
         return self._file
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if not self.atomic:
+            try:
+                self._file.close()
+            except OSError:
+                if exc_type is None:
+                    raise
+            return
         self._file.close()
         if exc_type is None:
             if self.path.exists():

@@ -112,8 +112,9 @@ def test_ctrl_c_midway_keeps_the_captions_as_partial(tiny_export, talk, tmp_path
     out = tmp_path / "out.vtt"
     process = subprocess.Popen([sys.executable, "-m", "streamer.cli", "transcribe", str(talk), "--model",
                                 str(tiny_export), "--stream", "--realtime", "--format", "vtt", "-o", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # a suite started in
+    deadline = time.time() + 120  # the background hands its children SIGINT ignored: give Ctrl-C back to this one
     while time.time() < deadline:  # wait for the first cue in the temporary file
         tmp = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
         if tmp and "-->" in tmp[0].read_text():

@@ -135,11 +135,8 @@ def test_config_checks_come_in_order():
     assert refused({"format": "mp3"}, "bad_format")
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason=(
-    "defect: parse_config lets json.loads' RecursionError through for deeply nested JSON instead of "
-    "answering ProtocolError('bad_config'); the server's _handle then takes it for a client that left and "
-    "closes the connection (1000) with no error event and no refused count"))
 def test_deeply_nested_json_is_refused_as_a_bad_config():
+    """It raised RecursionError, which the server took for a client that left (close 1000, no error event)."""
     message = refused("[" * 100_000 + "]" * 100_000, "bad_config")
     assert "JSON" in message
 
@@ -180,14 +177,9 @@ def test_settings_the_stream_cannot_take_are_a_protocol_error():
     assert "multiple of 20 ms" in error.value.message and "250" in error.value.message
 
 
-@pytest.mark.parametrize("name, value", [
-    pytest.param(name, value, marks=pytest.mark.xfail(strict=True, raises=ProtocolError, reason=(
-        "defect: SETTING_LIMITS allows commit_window_ms from 4000, but the default commit settings need "
-        "left_ms + right_ms + min_commit_ms = 5000; parse_config accepts it, stream_settings refuses it"))
-                 if (name, value) == ("commit_window_ms", 4000) else ())
-    for name, limits in SETTING_LIMITS.items() for value in limits
-])
+@pytest.mark.parametrize("name, value", [(name, value) for name, limits in SETTING_LIMITS.items() for value in limits])
 def test_every_setting_at_its_limits_is_one_the_default_stream_takes(name, value):
+    """commit_window_ms was allowed from 4000, which the default commit context (2 + 1 + 2 s) refuses."""
     stream_settings(StreamSettings(), parse_config(json.dumps({"sample_rate": 16000, "settings": {name: value}})).settings)
 
 

@@ -111,7 +111,7 @@ def write_captions_to_file(events, path: Path, fmt: str, blocks: Counter, log: C
         try:
             feed(sink, events, blocks)
         except BaseException:
-            if sink.finals:
+            if sink.finals and target.atomic:
                 log(f"{len(sink.finals)} captions (up to {sink.finals[-1].end_s:.1f} s) are kept in "
                     f"{target.partial_path}; {path} was left as it was")
             raise

@@ -112,6 +112,11 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     from ..inference.driver import Captioner, until_error
     from ..sources.handoff import read_ahead
 
+    from ..files import check_not_input
+
+    for flag, path in (("--srt", args.srt), ("--vtt", args.vtt), ("--jsonl", args.jsonl)):
+        if path is not None:
+            check_not_input(path, args.input, flag)
     cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps)
     stop = threading.Event()
     progress = Progress(enabled=not args.no_progress and sys.stderr.isatty())

@@ -146,12 +146,13 @@ def streaming_events(blocks, backend, args) -> Iterator:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from ..sources.ffmpeg import check_input, ffmpeg_blocks
-    from ..files import check_file_target
+    from ..files import check_file_target, check_not_input
     from ..captions.output import Counter, write_captions, write_captions_to_file
 
     check_format(args)
     check_input(args.input)
     if args.output:
+        check_not_input(args.output, args.input, "-o")
         check_file_target(args.output)
     model = load_runner(args)
     block_samples = SAMPLE_RATE // 10 if args.stream else SAMPLE_RATE
@@ -214,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # writing an output failed (a full disk, a device that refuses): one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"streamer: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ CONFIG_KEYS = {"type", "sample_rate", "format", "partials", "words", "token", "s
 SETTING_LIMITS = {
     "hop_ms": (200, 2000),  # first pass: a partial per hop
     "pause_ms": (100, 3000),  # a pause this long ends the caption
-    "commit_window_ms": (4000, 20000),  # in speech without pauses, how much audio waits for a commit
+    "commit_window_ms": (5000, 20000),  # in speech without pauses, how much audio waits for a commit
     "max_caption_s": (2, 60),  # in speech without pauses, captions end at a word boundary after this long
     "vad_aggressiveness": (0, 3),
 }
@@ -62,6 +62,8 @@ def parse_config(text: str | bytes) -> ClientConfig:
         data = json.loads(text)
     except ValueError as exc:
         raise ProtocolError("bad_config", f"the config is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ProtocolError("bad_config", "the config is nested too deeply: it must be a flat JSON object") from None
     if not isinstance(data, dict):
         raise ProtocolError("bad_config", "the config must be a JSON object")
     unknown = sorted(set(data) - CONFIG_KEYS)

@@ -89,6 +89,7 @@ class CaptionServer:
         self._ingest_stop = threading.Event()
         self._ingest: asyncio.Task | None = None
         self._handlers: set[asyncio.Task] = set()
+        self._slots = 0  # stream connections admitted or waiting for their config
         self.routes = Routes(settings.token, settings.allowed_origins, self.metrics, self.ready, self.stopping)
 
     # ---- life cycle
@@ -168,6 +169,14 @@ class CaptionServer:
         if ws.request.path.partition("?")[0] == VIEWER_PATH:
             await self._view(ws)
             return
+        self._slots += 1  # taken before the config arrives, so clients that connect at once cannot overshoot
+        try:
+            await self._stream(ws)
+        finally:
+            self._slots -= 1
+
+    async def _stream(self, ws) -> None:
+        """One stream: its config, then audio until eof (or shutdown, idle time, a failure), then its end."""
         try:
             config = await self._config(ws)
             settings = stream_settings(self.stream_defaults, config.settings)
@@ -240,7 +249,7 @@ class CaptionServer:
             raise ProtocolError("not_ready", "the model is still loading; try again in a moment")
         if self.stopping.is_set():
             raise ProtocolError("stopping", "the server is shutting down")
-        if len(self.sessions) >= self.settings.max_streams:
+        if self._slots > self.settings.max_streams:
             raise ProtocolError("busy", f"the server is full ({self.settings.max_streams} streams); try again later")
         try:
             message = await asyncio.wait_for(ws.recv(), self.settings.idle_timeout_s)
@@ -304,7 +313,7 @@ class CaptionServer:
         """A text message after the config: eof ends the stream (True); anything else is an error event."""
         try:
             data = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):
             session.put(ProtocolError("bad_message", "text messages after the config must be JSON, such as "
                                                      "{\"type\": \"eof\"}; audio goes in binary frames").to_json())
             return False

@@ -1,0 +1,152 @@
+"""Defects found by trying streamer as a new user would (issue 19), each with the reproduction that failed
+before its fix: outputs that are devices, pipes, symlinks or the input itself; a stream limit that did not
+hold when clients connected at the same moment; deeply nested JSON from a client."""
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+import websockets
+
+from conftest import NPSC, espeak, silence
+from test_server import start_server
+
+CLIP = NPSC / "norwegian-short-3s.mp3"
+
+
+def transcribe(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def spoken(tmp_path_factory):
+    return espeak("Stortinget er samlet. Møtet er satt.", tmp_path_factory.mktemp("hardening") / "talk.wav")
+
+
+def device(path, minor: int):
+    """A character device node of our own (the null or full device), so a failing test destroys only it."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, minor))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return path
+
+
+def test_output_to_a_null_device_writes_through_and_leaves_the_device(tiny_export, spoken, tmp_path):
+    null = device(tmp_path / "null", 3)
+    result = transcribe(spoken, "--model", tiny_export, "--format", "srt", "-o", null)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISCHR(os.stat(null).st_mode)
+
+
+def test_output_to_a_full_device_is_one_line_and_leaves_the_device(tiny_export, spoken, tmp_path):
+    full = device(tmp_path / "full", 7)
+    result = transcribe(spoken, "--model", tiny_export, "--format", "srt", "-o", full)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "no space left" in result.stderr.lower() and len(result.stderr.strip().splitlines()) == 1
+    assert stat.S_ISCHR(os.stat(full).st_mode)
+
+
+def test_output_to_a_named_pipe_reaches_its_reader(tiny_export, spoken, tmp_path):
+    fifo = tmp_path / "captions.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+    result = transcribe(spoken, "--model", tiny_export, "--format", "srt", "-o", fifo)
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and received and "-->" in received[0]
+
+
+def test_output_through_a_symlink_writes_its_target(tiny_export, spoken, tmp_path):
+    target = tmp_path / "real" / "captions.srt"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    link = tmp_path / "link.srt"
+    link.symlink_to(target)
+    result = transcribe(spoken, "--model", tiny_export, "--format", "srt", "-o", link)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert "-->" in target.read_text()
+
+
+def test_output_that_is_the_input_is_refused(tiny_export, spoken, tmp_path):
+    audio = tmp_path / "same.wav"
+    audio.write_bytes(spoken.read_bytes())
+    link = tmp_path / "alias.wav"
+    link.symlink_to(audio)
+    for output in (audio, link):
+        result = transcribe(audio, "--model", tiny_export, "-o", output)
+        assert result.returncode == 2 and "is the input" in result.stderr and "Traceback" not in result.stderr
+    assert audio.read_bytes() == spoken.read_bytes()
+
+
+def test_the_stream_limit_holds_for_clients_that_connect_at_the_same_moment(tiny_nb):
+    server = start_server(tiny_nb, "--max-streams", 2)
+
+    async def one() -> str:
+        async with websockets.connect(server.url) as ws:
+            try:
+                await ws.send(json.dumps({"sample_rate": 16000}))
+            except websockets.ConnectionClosed:
+                pass  # refused at once: the error event is still there to read
+            first = json.loads(await ws.recv())
+            if first["type"] == "ready":
+                await asyncio.sleep(1.0)  # hold the slot while the others try
+                await ws.send(json.dumps({"type": "eof"}))
+                async for _ in ws:
+                    pass
+                return "ready"
+            return first.get("code", first["type"])
+
+    async def everyone():
+        return await asyncio.gather(*(one() for _ in range(5)))
+
+    try:
+        outcome = asyncio.run(everyone())
+        assert sorted(outcome) == ["busy", "busy", "busy", "ready", "ready"]
+        assert asyncio.run(everyone()).count("ready") == 2  # the slots came back
+    finally:
+        assert server.stop() == 0
+
+
+def test_deeply_nested_json_is_an_error_event_and_loses_no_audio(tiny_nb, spoken):
+    from streamer.sources.ffmpeg import read_audio
+
+    audio = np.concatenate([silence(0.3), read_audio(str(spoken)), silence(1.0)])
+    nested = "[" * 100_000 + "]" * 100_000
+    server = start_server(tiny_nb)
+
+    async def as_config():
+        async with websockets.connect(server.url, max_size=None) as ws:
+            await ws.send(nested)
+            return json.loads(await ws.recv())
+
+    async def after_audio():
+        messages = []
+        async with websockets.connect(server.url, max_size=None) as ws:
+            await ws.send(json.dumps({"sample_rate": 16000}))
+            for start in range(0, len(audio), 1600):
+                await ws.send(audio[start:start + 1600].tobytes())
+            await ws.send(nested)
+            await ws.send(json.dumps({"type": "eof"}))
+            async for text in ws:
+                messages.append(json.loads(text))
+            return messages, ws.close_code
+
+    try:
+        refused = asyncio.run(as_config())
+        assert refused["type"] == "error" and refused["code"] == "bad_config"
+        messages, code = asyncio.run(after_audio())
+        assert [m["code"] for m in messages if m["type"] == "error"] == ["bad_message"]
+        assert [m for m in messages if m["type"] == "final"] and messages[-1]["type"] == "end" and code == 1000
+    finally:
+        assert server.stop() == 0
