@@ -40,22 +40,35 @@ def event_from_json(message: dict):
     return None
 
 
+def websocket_url(url: str) -> str:
+    """The server's websocket URL: the http:// address `streamer serve` prints works too."""
+    for web, socket in (("http://", "ws://"), ("https://", "wss://")):
+        if url.startswith(web):
+            return socket + url[len(web):]
+    return url
+
+
 async def caption(url: str, blocks: Iterator[np.ndarray], on_message: Callable[[dict], None],
                   token: str | None = None, settings: dict | None = None, stop: threading.Event | None = None) -> None:
     """Send int16 16 kHz blocks (a blocking iterator, read on a thread) to url; every message the server
     sends goes to on_message, up to its end. Raises ServerError when the server refuses or errs fatally."""
     import websockets
 
+    url = websocket_url(url)
     config = {"sample_rate": SAMPLE_RATE, "format": "pcm_s16le", "partials": True, "words": True}
     config |= {"token": token} if token else {}
     config |= {"settings": settings} if settings else {}
     try:
         ws = await websockets.connect(url, max_size=None, open_timeout=30)
-    except (OSError, websockets.exceptions.InvalidHandshake, asyncio.TimeoutError) as exc:
+    except (OSError, websockets.exceptions.InvalidHandshake, websockets.exceptions.InvalidURI,
+            asyncio.TimeoutError) as exc:
         raise ServerError(f"cannot connect to {url}: {exc}") from None
     async with ws:
-        await ws.send(json.dumps(config))
-        first = json.loads(await ws.recv())
+        try:
+            await ws.send(json.dumps(config))
+            first = json.loads(await ws.recv())
+        except websockets.exceptions.ConnectionClosed as exc:
+            raise ServerError(f"the server closed the stream: {exc.rcvd.reason if exc.rcvd else exc}") from None
         if first.get("type") != "ready":
             raise ServerError(f"the server refused the stream: {first.get('message', first)}")
         sender = asyncio.create_task(send_audio(ws, blocks, stop or threading.Event()))

@@ -150,3 +150,60 @@ def test_deeply_nested_json_is_an_error_event_and_loses_no_audio(tiny_nb, spoken
         assert [m for m in messages if m["type"] == "final"] and messages[-1]["type"] == "end" and code == 1000
     finally:
         assert server.stop() == 0
+
+
+@pytest.fixture()
+def web(tmp_path):
+    """A plain HTTP server on loopback over an empty folder: every playlist is a 404."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def test_a_failed_subtitle_run_leaves_no_empty_file_behind(tiny_export, web, tmp_path):
+    srt = tmp_path / "out" / "x.srt"
+    srt.parent.mkdir()
+    for _ in range(2):  # the second run fails for the same reason, not for the first run's empty file
+        result = subprocess.run([sys.executable, "-m", "streamer.cli", "subtitle", f"{web}/nope.m3u8", "--model",
+                                 str(tiny_export), "--srt", str(srt), "--jsonl", str(tmp_path / "out" / "x.jsonl")],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and "not found (404)" in result.stderr and "exists" not in result.stderr
+        assert not list(srt.parent.iterdir())
+
+
+def test_serve_on_a_port_in_use_or_a_bad_host_is_one_line(tiny_export):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        for args in (["--port", str(taken.getsockname()[1])], ["--host", "256.1.1.1", "--port", "0"]):
+            result = subprocess.run([sys.executable, "-m", "streamer.cli", "serve", "--model", str(tiny_export), *args],
+                                    capture_output=True, text=True, timeout=120)
+            lines = [line for line in result.stderr.splitlines() if line.startswith("streamer: error")]
+            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+            assert len(lines) == 1 and "cannot listen on" in lines[0]
+    finally:
+        taken.close()
+
+
+def test_connect_takes_the_address_serve_prints_and_says_why_a_stream_is_refused(tiny_nb, spoken):
+    server = start_server(tiny_nb)
+    try:
+        http_url = f"http://127.0.0.1:{server.port}/"
+        result = subprocess.run([sys.executable, "-m", "streamer.cli", "connect", http_url, str(spoken), "--format",
+                                 "jsonl"], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert '"type": "final"' in result.stdout
+        viewer = subprocess.run([sys.executable, "-m", "streamer.cli", "connect", f"{server.url}live", str(spoken)],
+                                capture_output=True, text=True, timeout=120)
+        assert viewer.returncode == 2 and "Traceback" not in viewer.stderr, viewer.stderr
+        assert "no broadcast" in viewer.stderr
+    finally:
+        assert server.stop() == 0

@@ -91,9 +91,11 @@ class SubtitleFiles:
                  overwrite: bool = False):
         if not (srt or vtt or jsonl or hls_dir):
             raise StreamerError("nothing to write: give --srt FILE, --vtt FILE, --jsonl FILE or --hls-dir DIR")
+        self.created = [Path(p) for p in (srt, vtt, jsonl) if p and not Path(p).exists()]  # removed if nothing comes
         self.srt = open_new(Path(srt), overwrite) if srt else None
         self.vtt = open_new(Path(vtt), overwrite) if vtt else None
         self.jsonl = open_new(Path(jsonl), overwrite) if jsonl else None
+        self.written = 0  # events and notes written
         self.hls = HlsSubtitles(Path(hls_dir), hls_segment_s, overwrite) if hls_dir else None
         self.cue_writer = CueWriter(settings=settings)
         self.finals = 0
@@ -110,6 +112,7 @@ class SubtitleFiles:
             out.flush()
 
     def event(self, event) -> None:
+        self.written += 1
         self._write(self.jsonl, json.dumps(event.to_json(), ensure_ascii=False) + "\n")
         if not isinstance(event, Final):
             return
@@ -124,11 +127,18 @@ class SubtitleFiles:
     def note(self, record: dict) -> None:
         """A line of its own in the JSONL file (a gap in the input, say)."""
         self._write(self.jsonl, json.dumps(record, ensure_ascii=False) + "\n")
+        self.written += 1
 
-    def close(self, end_s: float) -> None:
-        if self.hls is not None:
+    def close(self, end_s: float, failed: bool = False) -> None:
+        """failed: the run ended in an error; files it created and never wrote a caption into are removed, so
+        the next run is not refused for files that hold nothing."""
+        empty = failed and self.written == 0
+        if self.hls is not None and not empty:
             self.hls.close(max(end_s, self.cue_writer.last_end_s))
         for out in (self.srt, self.vtt, self.jsonl):
             if out is not None:
                 out.close()
+        if empty:
+            for path in self.created:
+                path.unlink(missing_ok=True)
 

@@ -127,7 +127,7 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     stream = captioner.stream()
     skipped = Skipped(files, progress)
     stop_on_signals(stop)  # Ctrl-C ends the input; the last finals are still written
-    gaps = 0
+    gaps, completed = 0, False
     try:
         for block in read_ahead(source.blocks(), args.max_lag_s, source.live or args.realtime, skipped.gap):
             skipped.position += len(block)
@@ -142,9 +142,10 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
             progress.show(source.position_s, files.cue_count, source.position_s - files.final_end_s)
         for event in until_error(stream.finish()):
             files.event(event)
+        completed = True
     finally:
         captioner.close()
-        files.close(source.position_s)
+        files.close(source.position_s, failed=not completed)
         progress.done(f"{files.cue_count} cues from {files.finals} finals, {source.position_s:.1f} s of input")
     return 0
 
@@ -204,9 +205,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     defaults = stream_settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # its request lines could carry a ?token=
-    server = CaptionServer(lambda: load_runner(args), settings, defaults)
-    asyncio.run(server.serve(started=lambda s: log(f"serving on http://{args.host}:{s.port}/ (Ctrl-C or SIGTERM "
-                                                    "to stop); loading the model")))
+    server = CaptionServer(lambda: load_runner(args, args.max_batch), settings, defaults)
+    try:
+        asyncio.run(server.serve(started=lambda s: log(f"serving on http://{args.host}:{s.port}/ (Ctrl-C or SIGTERM "
+                                                        "to stop); loading the model")))
+    except OSError as exc:  # the address: in use, not this machine's, not an address at all
+        raise StreamerError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0
 
 
