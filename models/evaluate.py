@@ -88,7 +88,7 @@ def transcribe(audio: np.ndarray, recognizer) -> str:
 
 
 def offline_recognizer(model, use_vad: bool, decoder):
-    """The offline path as streamer.offline runs it, with one decoder (its language model loaded once)."""
+    """The offline path as streamer.core.offline runs it, with one decoder (its language model loaded once)."""
     from dataclasses import replace
 
     from streamer.core.offline import OfflineSettings

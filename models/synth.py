@@ -208,7 +208,7 @@ def greedy_decode(ids) -> str:
 
 
 def error_rates(refs: list[str], hyps: list[str]) -> dict[str, float]:
-    """Corpus-level CER (characters incl. spaces) and WER, as streamer.metrics computes them."""
+    """Corpus-level CER (characters incl. spaces) and WER, as streamer.text.scoring computes them."""
     from streamer.text.scoring import cer, wer
 
     return {"cer": cer(refs, hyps), "wer": wer(refs, hyps), "n_sentences": len(refs)}

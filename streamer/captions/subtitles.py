@@ -1,6 +1,6 @@
 """Subtitle files that grow as people speak: SRT, WebVTT, JSONL events, and segmented WebVTT for HLS.
 
-Each final becomes cues (``streamer.captions``) that are appended and flushed at once; nothing written
+Each final becomes cues (``streamer.captions.cues``) that are appended and flushed at once; nothing written
 is rewritten. The HLS output writes numbered WebVTT segments of ``segment_s`` with an
 X-TIMESTAMP-MAP that puts programme time 0 at the input's own first timestamp (MPEG-TS 90 kHz
 clock), and a subtitle playlist, so a player shows the captions on the original stream. A segment is

@@ -1,6 +1,6 @@
 """One VAD speech segment being recognized: its audio, its pauses, both passes and its open caption.
 
-Bookkeeping only; ``streamer.stream`` decides what to run and turns results into events.
+Bookkeeping only; ``streamer.core.stream`` decides what to run and turns results into events.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Push interface, no I/O: ``accept(int16 block) -> events``, ``finish() -> events`
 ``SpeechAudio`` (samples of the current segment, in order, starting at ``start_sample`` of the
 stream, with webrtcvad's decision for each frame of them) and ``SpeechEnd``. A segment lasts as
 long as the speech does: a monologue is one segment, and the stream core commits and captions it
-in pieces at pauses and word boundaries (``streamer.stream``), so the gate never cuts speech.
+in pieces at pauses and word boundaries (``streamer.core.stream``), so the gate never cuts speech.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The caption server: many live streams on one model, batched; HTTP on the same port.
 
-    websocket  any path          the protocol of ``streamer.protocol``, one stream per connection
+    websocket  any path          the protocol of ``streamer.serve.protocol``, one stream per connection
     GET /                        the browser client (client/, installed as package data)
     GET /healthz                 200 while the process serves
     GET /readyz                  200 once the model is loaded and warmed, else 503

@@ -1,4 +1,4 @@
-"""CTC decoders: greedy (``streamer.ctc``) or beam search with a KenLM n-gram language model and hotwords.
+"""CTC decoders: greedy (``streamer.text.ctc``) or beam search with a KenLM n-gram language model and hotwords.
 
 Beam search is pyctcdecode's, over KenLM (ARPA or binary). The language model is a Hugging Face
 `language_model/` folder (attrs.json with alpha, beta, unk_score_offset and score_boundary;
