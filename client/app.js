@@ -33,6 +33,9 @@ function render(message) {
       partial.querySelector(".stable").textContent = "";
       partial.querySelector(".unstable").textContent = "";
     }
+  } else if (message.type === "error" && message.code === "unauthorized") {
+    showError("This server needs a token: add ?token=… (the one the server was started with) to this page's " +
+              "address and reload.");
   } else if (message.type === "error") {
     showError(message.code + ": " + message.message);
   } else if (message.type === "end") {

@@ -201,9 +201,50 @@ def test_connect_takes_the_address_serve_prints_and_says_why_a_stream_is_refused
                                  "jsonl"], capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         assert '"type": "final"' in result.stdout
+        text = subprocess.run([sys.executable, "-m", "streamer.cli", "connect", server.url, str(spoken)],
+                              capture_output=True, text=True, timeout=120)
+        assert text.returncode == 0 and text.stdout.strip() and not set("\r\x1b") & set(text.stdout), text.stdout
         viewer = subprocess.run([sys.executable, "-m", "streamer.cli", "connect", f"{server.url}live", str(spoken)],
                                 capture_output=True, text=True, timeout=120)
         assert viewer.returncode == 2 and "Traceback" not in viewer.stderr, viewer.stderr
         assert "no broadcast" in viewer.stderr
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_language_model_that_is_not_one_is_one_line(tiny_export, spoken, tmp_path):
+    pytest.importorskip("pyctcdecode", reason="beam search needs the lm extra (.ci/run installs it)")
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 65536, dtype=np.uint8).tobytes())
+    folder = tmp_path / "language_model"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(garbage.read_bytes())
+    for lm in (garbage, folder):
+        result = transcribe(spoken, "--model", tiny_export, "--decoder", "beam", "--lm", lm)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert "is not a KenLM language model" in result.stderr
+
+
+def test_on_idle_time_the_error_comes_after_the_last_finals(tiny_nb, spoken):
+    from streamer.sources.ffmpeg import read_audio
+
+    audio = np.concatenate([silence(0.3), read_audio(str(spoken))])
+    server = start_server(tiny_nb, "--idle-timeout-s", 1.5)
+
+    async def idle():
+        messages = []
+        async with websockets.connect(server.url) as ws:
+            await ws.send(json.dumps({"sample_rate": 16000}))
+            for start in range(0, len(audio), 1600):
+                await ws.send(audio[start:start + 1600].tobytes())
+            async for text in ws:  # no eof, no more audio: idle time ends the stream
+                messages.append(json.loads(text))
+        return messages
+
+    try:
+        messages = asyncio.run(idle())
+        kinds = [m["type"] for m in messages]
+        assert kinds[-2:] == ["error", "end"] and messages[-2]["code"] == "idle" and "final" in kinds
+        assert 'streamer_refused_streams_total{reason="idle"} 1.0' in server.get("/metrics")[1]
     finally:
         assert server.stop() == 0

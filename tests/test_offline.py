@@ -144,12 +144,18 @@ def test_terminal_view_redraws_the_partial_and_scrolls_finals():
     from streamer.core.events import Final, Partial
     from streamer.captions.output import TerminalView
 
-    out = io.StringIO()
-    view = TerminalView(out)
-    view.event(Partial(0, "stortingets møte", 11, 0.0, 1.0))
-    view.event(Partial(0, "stortingets møte er", 16, 0.0, 1.5))
-    view.event(Final(0, (Word("stortingets", 0.1, 0.7, 0.9), Word("møte", 0.8, 1.1, 0.9)), 0.0, 1.6))
-    text = out.getvalue()
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    events = [Partial(0, "stortingets møte", 11, 0.0, 1.0), Partial(0, "stortingets møte er", 16, 0.0, 1.5),
+              Final(0, (Word("stortingets", 0.1, 0.7, 0.9), Word("møte", 0.8, 1.1, 0.9)), 0.0, 1.6)]
+    terminal, pipe = Terminal(), io.StringIO()
+    for out in (terminal, pipe):
+        view = TerminalView(out)
+        for event in events:
+            view.event(event)
+    text = terminal.getvalue()
     assert text.count("\r\033[K") == 3  # each update clears the line in place
-    assert text.endswith("stortingets møte\n") and "[   0.00]" in text
-    assert "\033[2m" not in text  # no colour codes when not a terminal
+    assert text.endswith("stortingets møte\n") and "[   0.00]" in text and "\033[2m" in text
+    assert pipe.getvalue() == "[   0.00] stortingets møte\n"  # a pipe or a file gets the finals, no control codes

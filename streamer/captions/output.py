@@ -59,13 +59,19 @@ class CaptionSink:
 
 
 class TerminalView:
-    """Finals scroll up; the partial line is redrawn in place (dim unstable tail)."""
+    """Finals scroll up; the partial line is redrawn in place (dim unstable tail). Into a pipe or a file only
+    the finals go, a line each, with no control characters."""
 
     def __init__(self, out: TextIO):
         self.out = out
-        self.color = out.isatty()
+        self.color = self.live = out.isatty()
 
     def event(self, event) -> None:
+        if not self.live:
+            if isinstance(event, Final):
+                self.out.write(f"[{event.start_s:7.2f}] {event.text}\n")
+                self.out.flush()
+            return
         width = shutil.get_terminal_size((100, 20)).columns - 1
         if isinstance(event, Partial):
             text = event.text[-width:]
@@ -79,7 +85,7 @@ class TerminalView:
 
     def notice(self, text: str) -> None:
         """A line of its own (a warning), where the partial line was; the next partial redraws it."""
-        self.out.write("\r\033[K" + f"[streamer] {text}\n")
+        self.out.write(("\r\033[K" if self.live else "") + f"[streamer] {text}\n")
         self.out.flush()
 
 

@@ -285,9 +285,10 @@ class CaptionServer:
             stop.cancel()
             if receive not in done:
                 receive.cancel()
-                if not done:
-                    session.put(ProtocolError("idle", f"no audio for {self.settings.idle_timeout_s:g} s: "
-                                                      "ending the stream").to_json())
+                if not done:  # said after the stream's last finals, right before end
+                    self.metrics.refused.labels("idle").inc()
+                    session.farewell = ProtocolError("idle", f"no audio for {self.settings.idle_timeout_s:g} s: "
+                                                             "ending the stream").to_json()
                 return True
             message = receive.result()  # raises when the client is gone
             if session.overflowed:
@@ -342,6 +343,8 @@ class CaptionServer:
             await asyncio.wait_for(entry.drained.wait(), drain_s)
         except asyncio.TimeoutError:
             log.warning("a stream's last finals did not come within %.1f s", drain_s)
+        if session.farewell is not None:
+            session.put(session.farewell)
         session.put({"type": "end"})
         sent = asyncio.ensure_future(session.outbox.join())
         await asyncio.wait({sent, sender}, timeout=SHUTDOWN_S if self.stopping.is_set() else SEND_TIMEOUT_S,

@@ -24,6 +24,7 @@ class Session:
         self.overflowed = False
         self.failed = False  # recognition failed: the stream ends (its finals so far were sent)
         self.dropped_hops = 0
+        self.farewell: dict | None = None  # an error event that goes out after the last finals (idle time)
 
     def audio_arrived(self, n_samples: int, rate: int) -> None:
         self.samples_in += round(n_samples * 16000 / rate)

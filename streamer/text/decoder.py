@@ -122,14 +122,13 @@ class BeamDecoder:
         attrs, unigrams = {}, None
         if lm_path.is_dir():
             attrs = read_attrs(lm_path / "attrs.json")
-            if (lm_path / "unigrams.txt").is_file():
-                unigrams = [w for w in (lm_path / "unigrams.txt").read_text(encoding="utf-8").split() if w]
+            unigrams = read_unigrams(lm_path / "unigrams.txt")
             lm_path = find_lm_file(lm_path)
         elif not lm_path.is_file():
             raise StreamerError(f"{lm_path}: no such language model (a language_model folder or a KenLM file)")
         try:
             kenlm_model = kenlm.Model(str(lm_path))
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, ValueError) as exc:  # ValueError: kenlm decoding a binary that is not one
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise StreamerError(f"{lm_path} is not a KenLM language model (ARPA or binary): {first}") from None
         # columns the decoder sees: letters, the word delimiter (a space), and the blank (specials folded in)
@@ -181,6 +180,15 @@ class BeamDecoder:
             confidence = float(peaks.mean()) if len(peaks) else float(probs[start : last + 1].mean())
             words.append(Word(word, start * self.frame_s, (last + 1) * self.frame_s, confidence))
         return words, end_state
+
+
+def read_unigrams(path: Path) -> list[str] | None:
+    if not path.is_file():
+        return None
+    try:
+        return [w for w in path.read_text(encoding="utf-8").split() if w]
+    except (OSError, ValueError) as exc:
+        raise StreamerError(f"{path} is not a readable word list (UTF-8, a word a line): {exc}") from None
 
 
 def pick(given: float | None, attrs: dict, key: str, default: float) -> float:
