@@ -248,3 +248,23 @@ def test_on_idle_time_the_error_comes_after_the_last_finals(tiny_nb, spoken):
         assert 'streamer_refused_streams_total{reason="idle"} 1.0' in server.get("/metrics")[1]
     finally:
         assert server.stop() == 0
+
+
+def test_an_exported_model_finds_its_checkpoints_language_model_from_any_directory(tiny_checkpoint, tmp_path,
+                                                                                      monkeypatch):
+    """The manifest named the checkpoint by the relative path given to export, so the language model beside the
+    checkpoint was found from the checkout only."""
+    import shutil
+
+    from streamer.inference.backend import ModelInfo
+    from streamer.model.checkpoint import resolve_checkpoint
+    from streamer.model.export import export_checkpoint
+
+    shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path)
+    export_checkpoint(resolve_checkpoint("ckpt"), tmp_path / "onnx")
+    (tmp_path / "ckpt" / "language_model").mkdir()  # built after the export (as tiny-nb's is), so not copied
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert ModelInfo.load(tmp_path / "onnx").language_model_dir == (tmp_path / "ckpt" / "language_model").resolve()

@@ -92,10 +92,11 @@ class ModelInfo:
     @property
     def language_model_dir(self) -> Path | None:
         """The language model that goes with this model: its own language_model/ folder, the one its manifest
-        refers to (kept where it was, as a multi-GB binary is), or the source checkpoint's; None without one."""
+        refers to (kept where it was, as a multi-GB binary is), or the source checkpoint's (found by the
+        absolute path recorded at export, whatever the working directory); None without one."""
         referred = self.manifest.get("language_model")
         candidates = [self.model_dir / "language_model", referred and self.model_dir / referred]
-        source = Path(str(self.manifest.get("source", "")))
+        source = Path(str(self.manifest.get("source_path") or self.manifest.get("source", "")))
         candidates.append(source / "language_model" if source.is_dir() else None)
         return next((Path(c) for c in candidates if c and Path(c).is_dir()), None)
 

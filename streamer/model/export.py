@@ -186,6 +186,7 @@ def build_manifest(checkpoint: Checkpoint, vocab: Vocabulary, features: FeatureS
     return {
         "format": "streamer-onnx/1",
         "source": checkpoint.source,
+        "source_path": str(checkpoint.path),  # absolute: the checkpoint's own files (its language_model/) from anywhere
         "revision": checkpoint.revision,
         **geometry.to_json(),
         "do_normalize": features.do_normalize,
