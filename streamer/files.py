@@ -94,7 +94,10 @@ class AtomicTextFile:
         if not self.atomic:
             self._file = open(self.path, "w", encoding="utf-8")
             return self._file
-        handle, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            handle, name = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        except OSError as exc:  # a folder that takes no new files (/proc, a read-only mount)
+            raise StreamerError(f"cannot write {self.path}: {exc.strerror or exc} in {self.path.parent}") from None
         self._tmp = Path(name)
         self._file = os.fdopen(handle, "w", encoding="utf-8")
         return self._file

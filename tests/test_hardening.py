@@ -268,3 +268,11 @@ def test_an_exported_model_finds_its_checkpoints_language_model_from_any_directo
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     assert ModelInfo.load(tmp_path / "onnx").language_model_dir == (tmp_path / "ckpt" / "language_model").resolve()
+
+
+def test_an_output_folder_that_takes_no_files_is_one_line(tiny_export, spoken):
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc")
+    result = transcribe(spoken, "--model", tiny_export, "-o", "/proc/x.txt")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "cannot write /proc/x.txt" in result.stderr
