@@ -121,6 +121,14 @@ async def client(url: str, audio: np.ndarray, pace_s: float = 0.0) -> tuple[list
 
 def test_model_failures_and_a_failing_stream_cost_that_stream_alone(tiny_nb, clips, plugin_env):
     server = start_server(tiny_nb, "--backend", "faultplugin:faulty", "--max-lag-s", 1000, env=plugin_env)
+    try:
+        check_faults(server, tiny_nb, clips)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+
+
+def check_faults(server, tiny_nb, clips) -> None:
     readyz: list[int] = []
     done = threading.Event()
 

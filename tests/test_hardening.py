@@ -276,3 +276,10 @@ def test_an_output_folder_that_takes_no_files_is_one_line(tiny_export, spoken):
     result = transcribe(spoken, "--model", tiny_export, "-o", "/proc/x.txt")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "cannot write /proc/x.txt" in result.stderr
+
+
+def test_serve_with_an_input_that_is_not_there_stops_with_its_reason(tiny_export, web):
+    result = subprocess.run([sys.executable, "-m", "streamer.cli", "serve", "--model", str(tiny_export), "--port", "0",
+                             "--ingest", f"{web}/nope.m3u8"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "streamer: error: the input cannot be read" in result.stderr and "not found (404)" in result.stderr

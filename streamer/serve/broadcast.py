@@ -70,10 +70,11 @@ class Broadcast:
 
 
 async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callable[[str], None],
-                     max_lag_s: float = 10.0) -> None:
+                     max_lag_s: float = 10.0) -> str | None:
     """Feed source's blocks to stream until the input ends, then its last finals and end. The blocks are
     read on a thread and handed over as the overload policy says (``read_ahead``): a live input never
-    waits, and audio beyond max_lag_s of backlog is skipped as silence (viewers are told); a file waits."""
+    waits, and audio beyond max_lag_s of backlog is skipped as silence (viewers are told); a file waits.
+    Returns why the input failed when it never gave any audio (a 404, no audio stream), else None."""
     entry = batcher.add(stream, broadcast.sink)
 
     def skipped(seconds: float) -> None:
@@ -98,3 +99,4 @@ async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callabl
         broadcast.publish({"type": "end"})
     finally:
         batcher.remove(entry)
+    return failure if failure and source.origin_pts_s is None else None

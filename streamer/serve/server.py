@@ -90,6 +90,7 @@ class CaptionServer:
         self._ingest: asyncio.Task | None = None
         self._handlers: set[asyncio.Task] = set()
         self._slots = 0  # stream connections admitted or waiting for their config
+        self.fatal: str | None = None  # why the server stopped by itself (the broadcast's input failed at once)
         self.routes = Routes(settings.token, settings.allowed_origins, self.metrics, self.ready, self.stopping)
 
     # ---- life cycle
@@ -124,6 +125,15 @@ class CaptionServer:
             self.backend.close()
         if consumer.done() and not consumer.cancelled() and consumer.exception() is not None:
             raise consumer.exception()  # the model could not be loaded
+        if self.fatal is not None:
+            raise StreamerError(self.fatal)
+
+    async def _run_ingest(self, source, stream) -> None:
+        """The broadcast's input; one that fails before it ever gave audio stops the server with its reason."""
+        failure = await run_ingest(source, stream, self.batcher, self.broadcast, log.info, self.settings.max_lag_s)
+        if failure is not None:
+            self.fatal = f"the input cannot be read: {failure}"
+            self.stopping.set()
 
     async def _wind_down(self) -> None:
         """Every stream ends as at eof; what has not ended after SHUTDOWN_S is cut."""
@@ -150,8 +160,7 @@ class CaptionServer:
             source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
                                              log.info, self._ingest_stop)
             stream = Recognizer(info, self.stream_defaults, self.decoder).stream()
-            self._ingest = asyncio.create_task(run_ingest(source, stream, self.batcher, self.broadcast, log.info,
-                                                          self.settings.max_lag_s))
+            self._ingest = asyncio.create_task(self._run_ingest(source, stream))
         self.ready.set()
         log.info("model ready: %s (%s)", info.manifest.get("source"), info.manifest.get("precision"))
         await self.batcher.run()
