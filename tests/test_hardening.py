@@ -283,3 +283,24 @@ def test_serve_with_an_input_that_is_not_there_stops_with_its_reason(tiny_export
                              "--ingest", f"{web}/nope.m3u8"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "streamer: error: the input cannot be read" in result.stderr and "not found (404)" in result.stderr
+
+
+def test_broadcast_viewers_have_a_limit(tiny_nb, tmp_path):
+    from test_broadcast import speech_file
+
+    server = start_server(tiny_nb, "--ingest", speech_file(tmp_path, lead_s=6.0), "--ingest-realtime",
+                          "--max-viewers", 2)
+
+    async def viewers():
+        async def one():
+            async with websockets.connect(f"{server.url}live") as ws:
+                first = json.loads(await ws.recv())
+                await asyncio.sleep(1.0)
+                return first.get("code", first["type"])
+
+        return await asyncio.gather(*(one() for _ in range(4)))
+
+    try:
+        assert sorted(asyncio.run(viewers())) == ["busy", "busy", "ready", "ready"]
+    finally:
+        assert server.stop() == 0

@@ -81,6 +81,8 @@ def add_serve_parser(commands) -> None:
     broadcast.add_argument("--ingest", metavar="URL", help="the input: an HLS playlist, RTMP, RTSP, any URL or file ffmpeg reads")
     broadcast.add_argument("--ingest-realtime", action="store_true", help="read a file input no faster than it plays")
     broadcast.add_argument("--video-url", metavar="URL", help="the viewer page shows this video with the captions")
+    broadcast.add_argument("--max-viewers", type=int, default=1000,
+                           help="viewers at once; more are refused with a busy error (default 1000)")
     broadcast.add_argument("--viewer-queue", type=int, default=256,
                            help="events waiting for a viewer before it is dropped from the broadcast (default 256)")
     serve.add_argument("--max-batch", type=int, default=8, help="windows of several streams per model call (default 8; 1: no batching)")
@@ -201,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                               allowed_origins=tuple(args.allow_origin),
                               batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8),
                               ingest=args.ingest, ingest_settings=IngestSettings(realtime=args.ingest_realtime),
-                              video_url=args.video_url, viewer_queue=args.viewer_queue)
+                              video_url=args.video_url, viewer_queue=args.viewer_queue, max_viewers=args.max_viewers)
     defaults = stream_settings(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("websockets").setLevel(logging.WARNING)  # its request lines could carry a ?token=

@@ -64,11 +64,12 @@ class ServerSettings:
     ingest_settings: IngestSettings = IngestSettings(live=None)
     video_url: str | None = None  # the viewer page shows this video beside the captions
     viewer_queue: int = 256  # events waiting for a viewer before it is dropped
+    max_viewers: int = 1000  # viewers of the broadcast at once; more are refused (busy)
     history: int = 20  # finals a viewer who joins late gets first
 
     def __post_init__(self) -> None:
-        if self.max_streams < 1 or self.max_frame_bytes < 64 or self.idle_timeout_s <= 0:
-            raise StreamerError("max_streams must be ≥ 1, max_frame_bytes ≥ 64 and idle_timeout_s > 0")
+        if self.max_streams < 1 or self.max_frame_bytes < 64 or self.idle_timeout_s <= 0 or self.max_viewers < 1:
+            raise StreamerError("max_streams and max_viewers must be ≥ 1, max_frame_bytes ≥ 64 and idle_timeout_s > 0")
 
 
 class CaptionServer:
@@ -225,7 +226,13 @@ class CaptionServer:
             await self._refuse(ws, ProtocolError("no_broadcast", "this server has no broadcast: start it with --ingest"))
             return
         if not self._token_ok(query.get("token", [None])[0]):
+            self.metrics.refused.labels("unauthorized").inc()
             await self._refuse(ws, ProtocolError("unauthorized", "a token is required: add ?token=… to the URL"))
+            return
+        if len(self.broadcast.viewers) >= self.settings.max_viewers:  # no await between this and join: no race
+            self.metrics.refused.labels("busy").inc()
+            await self._refuse(ws, ProtocolError("busy", f"the broadcast is full ({self.settings.max_viewers} "
+                                                         "viewers); try again later"))
             return
         viewer = self.broadcast.join()
         self.metrics.viewers.inc()
