@@ -304,3 +304,31 @@ def test_broadcast_viewers_have_a_limit(tiny_nb, tmp_path):
         assert sorted(asyncio.run(viewers())) == ["busy", "busy", "ready", "ready"]
     finally:
         assert server.stop() == 0
+
+
+def test_metrics_need_the_token_and_no_path_reaches_a_file_outside_the_client(tiny_nb):
+    import http.client
+
+    def get(port: int, path: str, headers: dict | None = None) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", path, headers=headers or {})  # sent as written, not normalized
+        status = connection.getresponse().status
+        connection.close()
+        return status
+
+    server = start_server(tiny_nb, "--token", "t0ken")
+    try:
+        assert get(server.port, "/metrics") == 401
+        assert get(server.port, "/metrics", {"Authorization": "Bearer wrong"}) == 401
+        assert get(server.port, "/metrics", {"Authorization": "Bearer t0ken"}) == 200
+        assert get(server.port, "/metrics?token=t0ken") == 200
+        for path in ("/../pyproject.toml", "/%2e%2e/pyproject.toml", "/client/../README.md", "/app.js/../../server.py",
+                     "//etc/passwd", "/..%2f..%2fetc%2fpasswd", "/index.html", "/connect.py", "/__init__.py"):
+            assert get(server.port, path) == 404, path
+    finally:
+        assert server.stop() == 0
+    public = start_server(tiny_nb, "--token", "t0ken", "--public-metrics")
+    try:
+        assert get(public.port, "/metrics") == 200
+    finally:
+        assert public.stop() == 0

@@ -24,6 +24,7 @@ from conftest import REPO
 from models import synth
 
 TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Server:
@@ -152,7 +153,7 @@ def test_http_routes(server):
     assert status == 200 and "<title>streamer" in page and "app.js" in page
     assert server.get("/app.js")[0] == 200 and "AudioWorklet" in server.get("/app.js")[1]
     assert "registerProcessor" in server.get("/worklet.js")[1]
-    status, metrics = server.get("/metrics")
+    status, metrics = server.get("/metrics", AUTH)
     for name in ("streamer_active_streams", "streamer_audio_seconds_total", "streamer_partial_latency_seconds_bucket",
                  "streamer_final_latency_seconds_bucket", "streamer_batch_windows_bucket", "streamer_queue_depth",
                  "streamer_real_time_factor", "streamer_dropped_partials_total"):
@@ -183,7 +184,7 @@ def test_sixteen_clients_at_once_get_the_finals_each_gets_alone(server, model, c
         assert messages[0]["type"] == "ready" and messages[-1]["type"] == "end", messages[-2:]
         expected = alone(model, audio48, 48000) if i == 3 else alone(model, clip)
         assert expected and same_finals(finals(messages), expected), (i, finals(messages), expected)
-    metrics = server.get("/metrics")[1]
+    metrics = server.get("/metrics", AUTH)[1]
     count = float(re.search(r"^streamer_batch_streams_count (\S+)", metrics, re.M).group(1))
     total = float(re.search(r"^streamer_batch_streams_sum (\S+)", metrics, re.M).group(1))
     assert total > count, "some model call carried windows of several streams"
@@ -264,7 +265,7 @@ def test_a_client_that_never_reads_is_dropped_alone(server, clips):
     """It stops reading (its queue holds one message), so it answers no ping: the server drops it within a
     few ping intervals while it still sends, and the stream beside it is served to its end."""
     def active() -> float:
-        return float(re.search(r"^streamer_active_streams (\S+)", server.get("/metrics")[1], re.M).group(1))
+        return float(re.search(r"^streamer_active_streams (\S+)", server.get("/metrics", AUTH)[1], re.M).group(1))
 
     async def scenario():
         ws = await websockets.connect(server.url, max_queue=1)
@@ -375,7 +376,7 @@ def test_a_stream_the_server_cannot_keep_up_with_skips_audio_and_keeps_its_capti
         assert got and messages[-1]["type"] == "end"
         assert all(a["end"] <= b["start"] + 1e-9 for a, b in zip(got, got[1:]))
         assert got[-1]["end"] <= len(monologue) / 16000 + 0.01
-        behind = re.search(r"^streamer_behind_total (\S+)", server.get("/metrics")[1], re.M)
+        behind = re.search(r"^streamer_behind_total (\S+)", server.get("/metrics", AUTH)[1], re.M)
         assert behind and float(behind.group(1)) == len(codes)
     finally:
         assert server.stop() == 0

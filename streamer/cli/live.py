@@ -73,6 +73,9 @@ def add_serve_parser(commands) -> None:
                             "read) is dropped (default 20)")
     serve.add_argument("--token", default=os.environ.get("STREAMER_TOKEN"),
                        help="require this token from clients (config \"token\" or ?token=); default $STREAMER_TOKEN")
+    serve.add_argument("--public-metrics", action="store_true",
+                       help="serve /metrics without the token (by default a server with a token asks for it there "
+                            "too, as Authorization: Bearer TOKEN or ?token=)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="a web page origin allowed to connect besides the server's own (repeatable; * for any)")
     broadcast = serve.add_argument_group(
@@ -200,7 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
                               max_lag_s=args.max_lag_s, ping_interval_s=args.ping_interval_s, token=args.token or None,
-                              allowed_origins=tuple(args.allow_origin),
+                              allowed_origins=tuple(args.allow_origin), public_metrics=args.public_metrics,
                               batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8),
                               ingest=args.ingest, ingest_settings=IngestSettings(realtime=args.ingest_realtime),
                               video_url=args.video_url, viewer_queue=args.viewer_queue, max_viewers=args.max_viewers)

@@ -24,6 +24,14 @@ def token_ok(given: str | None, expected: str | None) -> bool:
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def bearer(headers, query: str) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, else of ``?token=``."""
+    scheme, _, value = headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return urllib.parse.parse_qs(query).get("token", [None])[0]
+
+
 def origin_allowed(headers, allowed: tuple[str, ...]) -> bool:
     """No Origin (a script), an allowed one, or the server's own page."""
     origin = headers.get("Origin")
@@ -45,9 +53,10 @@ class Routes:
     """What the server answers to a plain HTTP request, and whether a websocket upgrade may go on (None)."""
 
     def __init__(self, token: str | None, allowed_origins: tuple[str, ...], metrics: Metrics,
-                 ready: asyncio.Event, stopping: asyncio.Event):
+                 ready: asyncio.Event, stopping: asyncio.Event, public_metrics: bool = False):
+        """public_metrics: /metrics without the token (a scraper on a private network)."""
         self.token, self.allowed_origins, self.metrics = token, allowed_origins, metrics
-        self.ready, self.stopping = ready, stopping
+        self.ready, self.stopping, self.public_metrics = ready, stopping, public_metrics
 
     def __call__(self, request):
         path, _, query = request.path.partition("?")
@@ -62,6 +71,8 @@ class Routes:
         if path == "/metrics":
             from prometheus_client import CONTENT_TYPE_LATEST
 
+            if not self.public_metrics and not token_ok(bearer(request.headers, query), self.token):
+                return respond(HTTPStatus.UNAUTHORIZED, b"metrics need the token: Authorization: Bearer TOKEN\n")
             return respond(HTTPStatus.OK, self.metrics.text(), CONTENT_TYPE_LATEST)
         if path in STATIC:
             name, content_type = STATIC[path]

@@ -59,6 +59,7 @@ class ServerSettings:
     ping_interval_s: float = 20.0  # a client that answers no ping for as long again is dropped (it does not read)
     token: str | None = field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = ()  # besides the server's own; "*" allows any
+    public_metrics: bool = False  # /metrics without the token
     batch: BatchSettings = BatchSettings()
     ingest: str | None = None  # broadcast mode: transcribe this input once for every viewer at /live
     ingest_settings: IngestSettings = IngestSettings(live=None)
@@ -92,7 +93,8 @@ class CaptionServer:
         self._handlers: set[asyncio.Task] = set()
         self._slots = 0  # stream connections admitted or waiting for their config
         self.fatal: str | None = None  # why the server stopped by itself (the broadcast's input failed at once)
-        self.routes = Routes(settings.token, settings.allowed_origins, self.metrics, self.ready, self.stopping)
+        self.routes = Routes(settings.token, settings.allowed_origins, self.metrics, self.ready, self.stopping,
+                             settings.public_metrics)
 
     # ---- life cycle
     async def serve(self, started=None) -> None:
