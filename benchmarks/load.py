@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from server import FRAME, ServerProcess, pct, speech_pool  # benchmarks/server.py: first, before common puts the
-from common import cpu_name, table, write_json  # noqa: E402 - repository (and its own server.py) on sys.path
+# benchmarks/server.py first: common puts the repository, and its own server.py, on sys.path
+from server import ServerProcess, client as one_stream, pct, speech_pool
+from common import cpu_name, table, write_json  # noqa: E402
 
 
 def expected_finals(model_dir: Path, tracks: list[np.ndarray]) -> list[list[tuple]]:
@@ -45,48 +45,6 @@ def expected_finals(model_dir: Path, tracks: list[np.ndarray]) -> list[list[tupl
 
 def final_key(message: dict) -> tuple:
     return message["text"], message["start"], message["end"]
-
-
-async def one_stream(url: str, audio: np.ndarray) -> dict:
-    """One track in real time; the finals, latencies and errors it got."""
-    import websockets
-
-    sent_at: list[float] = []
-    speech = [bool(np.abs(audio[i:i + FRAME]).max() > 300) for i in range(0, len(audio), FRAME)]
-    result = {"finals": [], "partial": [], "final": [], "errors": []}
-    covered = 0
-    async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
-        await ws.send(json.dumps({"sample_rate": 16000, "format": "pcm_s16le"}))
-        if json.loads(await ws.recv()).get("type") != "ready":
-            result["errors"].append("refused")
-            return result
-
-        async def send():
-            began = time.monotonic()
-            for k, start in enumerate(range(0, len(audio), FRAME)):
-                await asyncio.sleep(max(0.0, began + k * 0.1 - time.monotonic()))
-                sent_at.append(time.monotonic())
-                await ws.send(audio[start:start + FRAME].tobytes())
-            await ws.send(json.dumps({"type": "eof"}))
-
-        sender = asyncio.create_task(send())
-        async for text in ws:
-            message, now = json.loads(text), time.monotonic()
-            if message["type"] in ("partial", "final"):
-                until = min(int(message["end"] * 10 + 1e-6), len(sent_at))
-                result["partial"] += [now - sent_at[k] for k in range(covered, until) if speech[k]]
-                covered = max(covered, until)
-            if message["type"] == "final":
-                result["finals"].append(final_key(message))
-                index = max(0, int(np.ceil(message["words"][-1]["end"] * 10)) - 1)
-                if index < len(sent_at):
-                    result["final"].append(now - sent_at[index])
-            elif message["type"] == "error":
-                result["errors"].append(message["code"])
-            elif message["type"] == "end":
-                break
-        sender.cancel()
-    return result
 
 
 async def client(url: str, tracks: list[np.ndarray], expected: list[list[tuple]], first: int, deadline: float,

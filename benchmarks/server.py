@@ -77,14 +77,15 @@ class ServerProcess:
         self.process.wait(timeout=120)
 
 
-async def client(url: str, audio: np.ndarray, start_delay_s: float) -> dict:
-    """Stream audio in real time; return partial and final latencies and any error."""
+async def client(url: str, audio: np.ndarray, start_delay_s: float = 0.0) -> dict:
+    """Stream audio in real time; return partial and final latencies, any error, and the finals (text, start,
+    end) as they came."""
     import websockets
 
     await asyncio.sleep(start_delay_s)
     sent_at: list[float] = []  # wall time each 100 ms frame was sent
     covered = 0  # frames some partial or final has reached past
-    partial, final, errors = [], [], []
+    partial, final, errors, finals = [], [], [], []
     speech = [bool(np.abs(audio[i : i + FRAME]).max() > 300) for i in range(0, len(audio), FRAME)]
 
     def when_sent(stream_s: float) -> float | None:
@@ -101,7 +102,7 @@ async def client(url: str, audio: np.ndarray, start_delay_s: float) -> dict:
     async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
         await ws.send(json.dumps({"sample_rate": 16000, "format": "pcm_s16le"}))
         if json.loads(await ws.recv()).get("type") != "ready":
-            return {"partial": [], "final": [], "errors": ["refused"]}
+            return {"partial": [], "final": [], "errors": ["refused"], "finals": []}
 
         async def send():
             began = time.monotonic()
@@ -116,6 +117,8 @@ async def client(url: str, audio: np.ndarray, start_delay_s: float) -> dict:
             message, now = json.loads(text), time.monotonic()
             if message["type"] in ("partial", "final"):
                 reached(message["end"], now)
+            if message["type"] == "final":
+                finals.append((message["text"], message["start"], message["end"]))
             if message["type"] == "final" and (t := when_sent(message["words"][-1]["end"])):
                 final.append(now - t)
             elif message["type"] == "error":
@@ -123,7 +126,7 @@ async def client(url: str, audio: np.ndarray, start_delay_s: float) -> dict:
             elif message["type"] == "end":
                 break
         sender.cancel()
-    return {"partial": partial, "final": final, "errors": errors}
+    return {"partial": partial, "final": final, "errors": errors, "finals": finals}
 
 
 def run_step(server: ServerProcess, tracks: list[np.ndarray], n: int) -> dict:
