@@ -68,6 +68,14 @@ async def client(url: str, tracks: list[np.ndarray], expected: list[list[tuple]]
         k += 1
 
 
+def rss_mb(pid: int | str = "self") -> float:
+    """A process's resident memory (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class MemoryWatch:
     """The server's resident memory, every second, on a thread."""
 
@@ -77,10 +85,7 @@ class MemoryWatch:
         self._thread.start()
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        return rss_mb(self.pid)
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
