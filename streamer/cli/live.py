@@ -115,9 +115,8 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     from ..captions.subtitles import SubtitleFiles
     from ..inference.batcher import BatchSettings
     from ..inference.driver import Captioner, until_error
-    from ..sources.handoff import read_ahead
-
     from ..files import check_not_input
+    from ..sources.handoff import read_ahead
 
     for flag, path in (("--srt", args.srt), ("--vtt", args.vtt), ("--jsonl", args.jsonl)):
         if path is not None:

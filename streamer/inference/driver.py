@@ -108,10 +108,11 @@ class SyncStream:
 
     def run(self) -> list:
         """Run every request the stream has waiting."""
-        return self.captioner.run(self._drive(self._nothing))
+        return self.captioner.run(self._drive(self._refresh))
 
     @staticmethod
-    async def _nothing(entry) -> None:
+    async def _refresh(entry) -> None:
+        """feed() went to the stream directly: bring the batcher's view of what it has waiting up to date."""
         entry.update()
 
     async def _drive(self, call, *args) -> list:

@@ -12,10 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StreamerError
-from .backend import MANIFEST, MODEL_FILE, Capabilities, ModelInfo, ModelInput, read_manifest
+from .backend import MANIFEST, MODEL_FILE, Capabilities, ModelInfo, ModelInput
 
 DEVICES = ("auto", "cpu", "cuda")
-__all__ = ["MANIFEST", "MODEL_FILE", "OnnxBackend", "OnnxModel", "RunnerSettings", "read_manifest"]
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from ..errors import StreamerError
 from ..files import check_dir_target
 from .geometry import FrameGeometry
 from ..text.scoring import cer
-from ..inference.onnx import MANIFEST, MODEL_FILE, OnnxModel, RunnerSettings, normalize, pad_batch
+from ..inference.backend import MANIFEST, MODEL_FILE
+from ..inference.onnx import OnnxModel, RunnerSettings, normalize, pad_batch
 from .vocab import Vocabulary
 
 PRECISIONS = ("fp32", "fp16", "int8")

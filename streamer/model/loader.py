@@ -11,8 +11,8 @@ from typing import Callable
 from .checkpoint import WEIGHT_FILES, Checkpoint, check_ctc_config, load_vocabulary, resolve_checkpoint
 from .export import ExportSettings, export_checkpoint
 from ..files import check_dir_target
-from ..inference.backend import BackendOptions
-from ..inference.onnx import MANIFEST, OnnxBackend, OnnxModel, RunnerSettings
+from ..inference.backend import MANIFEST, BackendOptions
+from ..inference.onnx import OnnxBackend, OnnxModel, RunnerSettings
 
 
 def cache_root() -> Path:
