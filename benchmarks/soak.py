@@ -8,12 +8,12 @@ audio, fed in 100 ms blocks:
   per second of audio (a latency that grows shows here first).
 - **server**: one client (server.py's, as load.py's) streams the same audio to a `streamer serve` on
   loopback at --speed times real time, 100 ms frames paced by the clock. Per minute of audio: the server's
-  RSS and the partial latency p95 (per frame of speech: sending it to the first partial or final that
+  RSS (the highest of its samples, one a second) and the partial latency p95 (per frame of speech: sending it to the first partial or final that
   reaches past it).
 
 Both check that every final arrives once, in order, with times inside the audio, and the server's
-finals are the streaming path's (text and times). Memory growth is given
-from the end of the first --warmup minutes to the end, as a percentage (the goal: under 5%).
+finals are the streaming path's (text and times). Memory growth is given from the end of the first
+--warmup minutes to the end, as a percentage (the goal: under 5%).
 
     python benchmarks/soak.py                       # 60 minutes of audio (about 10 minutes of wall time)
     python benchmarks/soak.py --minutes 5           # a short form
@@ -96,7 +96,8 @@ async def soak_server(url: str, audio: np.ndarray, speed: float) -> dict:
 
 
 def growth(values: list[float], warmup: int) -> float:
-    base = values[min(warmup, len(values) - 1)]
+    """From the value at the end of the warm-up (the warmup-th sample) to the last, in percent."""
+    base = values[min(max(warmup, 1), len(values)) - 1]
     return 100 * (values[-1] - base) / base if base else float("nan")
 
 
@@ -119,20 +120,27 @@ def main() -> None:
     server = ServerProcess(model_dir, "--max-lag-s", 30)
     watch = MemoryWatch(server.process.pid)
     try:
+        began = time.monotonic()
         served = asyncio.run(soak_server(f"ws://127.0.0.1:{server.port}/", audio, args.speed))
     finally:
-        served_rss = watch.stop()
+        watch.stop()
         server.stop()
     s_rows, v_rows = stream["rows"], served["rows"]
+
+    def server_rss(minute: int) -> float:
+        """The highest of the server's RSS samples while this minute of audio was sent."""
+        start, end = began + (minute - 1) * 60 / args.speed, began + minute * 60 / args.speed
+        return max((mb for mb, t in zip(watch.samples, watch.times) if start <= t < end), default=np.nan)
+
     per_minute = [{"minute": r["minute"], "heap_mb": r["heap_mb"], "rss_mb": r["rss_mb"],
-                   "compute_ms_per_s": 1000 * r["compute_per_s"],
+                   "compute_ms_per_s": 1000 * r["compute_per_s"], "server_rss_mb": server_rss(r["minute"]),
                    "server_partial_p95": next((v["partial_p95"] for v in v_rows if v["minute"] == r["minute"]), np.nan)}
                   for r in s_rows]
     step = max(1, len(per_minute) // 12)
     print(f"\n{cpu_name()}, model {model_dir.name}, server client at {args.speed:g}× real time")
     print(table(per_minute[::step] + ([per_minute[-1]] if (len(per_minute) - 1) % step else []),
                 [("minute", "minute", "d"), ("heap_mb", "stream heap MB", ".1f"), ("rss_mb", "process RSS MB", ".0f"),
-                 ("compute_ms_per_s", "compute ms per audio s", ".1f"),
+                 ("compute_ms_per_s", "compute ms per audio s", ".1f"), ("server_rss_mb", "server RSS MB", ".0f"),
                  ("server_partial_p95", "server partial p95 s", ".2f")]))
     mine, theirs = stream["finals"], served["finals"]
     summary = {"minutes": args.minutes, "stream_finals": mine.count, "stream_in_order": mine.in_order,
@@ -141,7 +149,7 @@ def main() -> None:
                "server_finals": theirs.count, "server_in_order": theirs.in_order,
                "server_errors": len(served["errors"]),
                "server_finals_are_the_streams": (theirs.count, theirs.digest) == (mine.count, mine.digest),
-               "server_rss_growth_pct": growth(served_rss, int(args.warmup * 60 / args.speed))}
+               "server_rss_growth_pct": growth([r["server_rss_mb"] for r in per_minute], args.warmup)}
     print("\n" + "\n".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()))
     print(f"wrote {write_json('soak', {'summary': summary, 'per_minute': per_minute})}")
 
