@@ -72,16 +72,19 @@ def release_freed_memory() -> bool:
     """Fix glibc malloc's mmap and trim thresholds, once per process, so that large blocks freed (an arena
     region after a call, a session's load temporaries) leave the process. glibc's own rule raises both
     after such a block is freed (up to 32 and 64 MB) and from then on keeps freed blocks under them in its
-    heaps: the arena's shrinking then moved memory from the arena into malloc's heaps (tiny-nb soak: RSS
-    +8% over the hour instead of +6%), and a session keeps the memory of its load (XLS-R-300M int8: 515
-    MB more after load instead of 383). Allocations of MMAP_THRESHOLD and more get their own mapping,
-    smaller ones come from the heaps as before. Process-wide, like any malloc setting; left alone where
-    the C library is not glibc or where MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES already chose.
+    heaps, so the arena's shrinking alone only moved memory from the arena into malloc's heaps (tiny-nb's
+    soak: RSS +8% over the hour, against +6% with the arena as it was), and a session keeps the memory of
+    its load (XLS-R-300M int8: +515 MB after load, +383 MB with the thresholds fixed). Allocations of
+    MMAP_THRESHOLD and more get their own mapping, smaller ones come from the heaps as before.
+    Process-wide, like any malloc setting; left alone where the C library is not glibc or where the
+    environment (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, GLIBC_TUNABLES) already chose.
     Returns whether the thresholds are in force."""
     global _malloc_fixed
     if _malloc_fixed is None:
         _malloc_fixed = False
-        chosen = "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
+        tunables = os.environ.get("GLIBC_TUNABLES", "")
+        chosen = any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")) or any(
+            name in tunables for name in ("mmap_threshold", "trim_threshold"))
         if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" and not chosen:
             try:
                 mallopt = ctypes.CDLL(None).mallopt
