@@ -9,6 +9,7 @@ written once every final that could show a cue in it is known, atomically, then 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -98,6 +99,7 @@ class SubtitleFiles:
         self.written = 0  # events and notes written
         self.hls = HlsSubtitles(Path(hls_dir), hls_segment_s, overwrite) if hls_dir else None
         self.cue_writer = CueWriter(settings=settings)
+        self._gaps: list[dict] = []  # gap lines waiting for the finals before them
         self.finals = 0
         self.final_end_s = 0.0
         self._write(self.vtt, self.cue_writer.header("vtt"))
@@ -112,6 +114,8 @@ class SubtitleFiles:
             out.flush()
 
     def event(self, event) -> None:
+        if isinstance(event, Final) and self._gaps and event.start_s < self._gaps[0]["start"] < event.end_s:
+            event = dataclasses.replace(event, end_s=self._gaps[0]["start"])  # its silence was the gap's
         self.written += 1
         self._write(self.jsonl, json.dumps(event.to_json(), ensure_ascii=False) + "\n")
         if not isinstance(event, Final):
@@ -125,13 +129,24 @@ class SubtitleFiles:
             self.hls.add(cues, event.end_s)
 
     def note(self, record: dict) -> None:
-        """A line of its own in the JSONL file (a gap in the input, say)."""
+        """A line of its own in the JSONL file."""
         self._write(self.jsonl, json.dumps(record, ensure_ascii=False) + "\n")
         self.written += 1
+
+    def gap(self, start_s: float, end_s: float, reason: str) -> None:
+        """Programme time with no audio (the input dropped, or audio was skipped): a ``gap`` line in the
+        JSONL, in time order: it waits until settled() passes its start, after the finals before it."""
+        self._gaps.append({"type": "gap", "start": round(start_s, 3), "end": round(end_s, 3), "reason": reason})
+
+    def settled(self, until_s: float) -> None:
+        """Every final before until_s has been given to event(): the gap lines up to there are due."""
+        while self._gaps and self._gaps[0]["start"] <= until_s:
+            self.note(self._gaps.pop(0))
 
     def close(self, end_s: float, failed: bool = False) -> None:
         """failed: the run ended in an error; files it created and never wrote a caption into are removed, so
         the next run is not refused for files that hold nothing."""
+        self.settled(math.inf)
         empty = failed and self.written == 0
         if self.hls is not None and not empty:
             self.hls.close(max(end_s, self.cue_writer.last_end_s))

@@ -137,12 +137,12 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
             skipped.position += len(block)
             if files.hls is not None and source.origin_pts_s is not None:
                 files.hls.origin_pts_s = source.origin_pts_s
+            for gap in source.gaps[gaps:]:
+                files.gap(gap.start_s, gap.end_s, gap.reason)
+            gaps = len(source.gaps)
             for event in until_error(stream.accept(block)):
                 files.event(event)
-            for gap in source.gaps[gaps:]:
-                files.note({"type": "gap", "start": round(gap.start_s, 3), "end": round(gap.end_s, 3),
-                            "reason": gap.reason})
-            gaps = len(source.gaps)
+            files.settled(stream.settled_s())
             progress.show(source.position_s, files.cue_count, source.position_s - files.final_end_s)
         for event in until_error(stream.finish()):
             files.event(event)
@@ -163,8 +163,7 @@ class Skipped:
     def gap(self, seconds: float) -> None:
         start_s = self.position / 16000
         self.progress.log(f"captions fell behind: skipped {seconds:.1f} s of audio at {start_s:.1f} s (--max-lag-s)")
-        self.files.note({"type": "gap", "start": round(start_s, 3), "end": round(start_s + seconds, 3),
-                         "reason": "captions fell behind: audio skipped (--max-lag-s)"})
+        self.files.gap(start_s, start_s + seconds, "captions fell behind: audio skipped (--max-lag-s)")
 
 
 class Progress:

@@ -174,6 +174,12 @@ class Stream:
         waiting = [s.length - s.commit.window.end_sample for s in self._segments.values() if s.commit is not None]
         return max(waiting, default=0) / self._rate
 
+    def settled_s(self) -> float:
+        """Audio time before which every caption is final and no new one can begin: the start of the oldest
+        speech segment still open, or where the VAD could still open one."""
+        open_from = [s.start_sample for s in self._segments.values()]
+        return min(open_from + [self.gate.undecided_from]) / self._rate
+
     @property
     def dropped_hops(self) -> int:
         """Partial hops skipped because the driver fell behind (their audio is still committed)."""
