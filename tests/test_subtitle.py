@@ -83,10 +83,13 @@ class LiveHls:
 
 @pytest.fixture(scope="module")
 def broadcast(tmp_path_factory):
+    return hls_broadcast(tmp_path_factory.mktemp("hls"))
+
+
+def hls_broadcast(folder: Path) -> dict:
     """About 40 s of held-out sentences with pauses, as audio-only HLS in 2 s segments; the sentences'
     texts and start times on the source's clock. Longer than the outage test runs, so the stream is still
     live when its server comes back."""
-    folder = tmp_path_factory.mktemp("hls")
     rng = np.random.default_rng(21)
     sentences = [synth.heldout_sentences()[i] for i in rng.choice(200, 16, replace=False)]
     parts, spans, t = [np.zeros(8000, np.float32)], [], 0.5
