@@ -319,3 +319,41 @@ def test_the_progress_line_says_input_time_cues_and_lag(capsys):
     progress = Progress(enabled=True)
     progress.show(3725.4, 12, 1.26)
     assert "input 1:02:05 · 12 cues written · captions 1.3 s behind the input" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 16 KiB file system of our own (tmpfs), which fills up while subtitles are written."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root (CAP_SYS_ADMIN)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_captions_so_far(tiny_nb, broadcast, small_disk):
+    """The JSONL (partials and finals) fills the disk part-way through: `subtitle` stops with one line that
+    names the file and says the disk is full; every file it wrote ends at a whole line or cue (the half
+    written is cut off), and the SRT and WebVTT hold the cues of every final the JSONL holds."""
+    process = subtitle(str(broadcast["folder"] / "speech.wav"), tiny_nb, small_disk)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 2 and "Traceback" not in err, err
+    assert "live.jsonl" in err.splitlines()[-1] and "no space left" in err.lower(), err
+    lines = (small_disk / "live.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line whole
+    said = [w["word"] for e in events if e["type"] == "final" for w in e["words"]]
+    assert said, events
+    from_srt, from_vtt = parsed_cues(small_disk)
+    assert [" ".join(c.lines) for c in from_srt] == [" ".join(c.lines) for c in from_vtt]
+    assert " ".join(" ".join(c.lines) for c in from_srt).split() == said
+
+
+def test_a_reconnect_starts_far_enough_back_in_the_playlist():
+    from streamer.sources.live import resume_index
+
+    six = [2.0] * 6
+    assert resume_index(six, 0.5) == -3  # never nearer the edge than ffmpeg's own start
+    assert resume_index(six, 6.5) == -5  # four segments cover 6.5 s, one more for the one being read
+    assert resume_index(six, 30.0) == 0  # the playlist does not reach back that far: its first segment
+    assert resume_index([2.0] * 40, 30.0) == -16

@@ -14,7 +14,6 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import TextIO
 
 from .cues import VTT_HEADER, Cue, CueSettings, CueWriter, vtt_cue
 from ..errors import StreamerError
@@ -24,11 +23,42 @@ from ..files import check_dir_target, check_file_target
 PLAYLIST = "subtitles.m3u8"
 
 
-def open_new(path: Path, overwrite: bool) -> TextIO:
-    check_file_target(path)
-    if path.exists() and not overwrite:
-        raise StreamerError(f"{path} exists: choose another file, or --overwrite to replace it")
-    return open(path, "w", encoding="utf-8")
+class GrowingFile:
+    """A subtitle file that is appended to and flushed as captions come (unbuffered: what a write returns
+    from is on its way to the disk). A write that fails (the disk is full) is undone, so the file still
+    ends at a whole cue or line, and is a StreamerError that says so; later writes are skipped."""
+
+    def __init__(self, path: Path, overwrite: bool):
+        check_file_target(path)
+        if path.exists() and not overwrite:
+            raise StreamerError(f"{path} exists: choose another file, or --overwrite to replace it")
+        self.path, self.size, self.broken = path, 0, False
+        self._file = open(path, "wb", buffering=0)
+
+    def write(self, text: str) -> None:
+        if self.broken or not text:
+            return
+        data = memoryview(text.encode("utf-8"))
+        try:
+            while data:
+                data = data[self._file.write(data):]
+        except OSError as exc:
+            self.broken = True
+            self._undo()
+            raise StreamerError(f"cannot write {self.path}: {exc.strerror or exc}; it keeps the captions written "
+                                "before") from None
+        self.size += len(text.encode("utf-8"))
+
+    def _undo(self) -> None:
+        """Cut a half-written cue off a regular file (a device or pipe cannot be cut)."""
+        try:
+            if os.path.isfile(self.path):
+                os.ftruncate(self._file.fileno(), self.size)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class HlsSubtitles:
@@ -80,8 +110,12 @@ def segment_name(k: int) -> str:
 
 def replace_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StreamerError(f"cannot write {path}: {exc.strerror or exc}; the segments before it stand") from None
 
 
 class SubtitleFiles:
@@ -93,9 +127,9 @@ class SubtitleFiles:
         if not (srt or vtt or jsonl or hls_dir):
             raise StreamerError("nothing to write: give --srt FILE, --vtt FILE, --jsonl FILE or --hls-dir DIR")
         self.created = [Path(p) for p in (srt, vtt, jsonl) if p and not Path(p).exists()]  # removed if nothing comes
-        self.srt = open_new(Path(srt), overwrite) if srt else None
-        self.vtt = open_new(Path(vtt), overwrite) if vtt else None
-        self.jsonl = open_new(Path(jsonl), overwrite) if jsonl else None
+        self.srt = GrowingFile(Path(srt), overwrite) if srt else None
+        self.vtt = GrowingFile(Path(vtt), overwrite) if vtt else None
+        self.jsonl = GrowingFile(Path(jsonl), overwrite) if jsonl else None
         self.written = 0  # events and notes written
         self.hls = HlsSubtitles(Path(hls_dir), hls_segment_s, overwrite) if hls_dir else None
         self.cue_writer = CueWriter(settings=settings)
@@ -108,10 +142,9 @@ class SubtitleFiles:
     def cue_count(self) -> int:
         return self.cue_writer.count
 
-    def _write(self, out: TextIO | None, text: str) -> None:
-        if out is not None and text:
+    def _write(self, out: GrowingFile | None, text: str) -> None:
+        if out is not None:
             out.write(text)
-            out.flush()
 
     def event(self, event) -> None:
         if isinstance(event, Final) and self._gaps and event.start_s < self._gaps[0]["start"] < event.end_s:
@@ -146,10 +179,16 @@ class SubtitleFiles:
     def close(self, end_s: float, failed: bool = False) -> None:
         """failed: the run ended in an error; files it created and never wrote a caption into are removed, so
         the next run is not refused for files that hold nothing."""
-        self.settled(math.inf)
+        broken = any(out is not None and out.broken for out in (self.srt, self.vtt, self.jsonl))
+        if not broken:
+            self.settled(math.inf)
         empty = failed and self.written == 0
-        if self.hls is not None and not empty:
-            self.hls.close(max(end_s, self.cue_writer.last_end_s))
+        if self.hls is not None and not empty and not broken:
+            try:
+                self.hls.close(max(end_s, self.cue_writer.last_end_s))
+            except StreamerError:
+                if not failed:
+                    raise  # else the run's own error says what went wrong
         for out in (self.srt, self.vtt, self.jsonl):
             if out is not None:
                 out.close()
