@@ -159,6 +159,7 @@ def check_faults(server, tiny_nb, clips) -> None:
     if got:  # the words committed when it failed: a prefix of the clean run's caption
         assert clean[len(got) - 1]["raw"].split()[:len(got[-1]["raw"].split())] == got[-1]["raw"].split()
     assert readyz and set(readyz) == {200}
+    assert 'streamer_refused_streams_total{reason="recognition_failed"} 1.0' in server.get("/metrics")[1]
 
     # SIGTERM under load: two clients in mid-stream; every one gets its last finals and end, the process
     # exits 0 within 5 s

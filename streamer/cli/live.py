@@ -58,8 +58,8 @@ def add_serve_parser(commands) -> None:
         "serve", help="websocket caption server with the browser client at /",
         description="Caption many live streams on one model: websocket clients send a JSON config, then audio "
                     "frames, then {\"type\": \"eof\"}; partial and final events come back. On the same port: / "
-                    "(the browser client), /healthz, /readyz, /metrics. SIGTERM ends every stream with its last "
-                    "finals, then exits.")
+                    "(the browser client), /healthz, /readyz, /metrics (unless --metrics-port). SIGTERM ends every "
+                    "stream with its last finals, then exits.")
     add_runner_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -76,6 +76,12 @@ def add_serve_parser(commands) -> None:
     serve.add_argument("--public-metrics", action="store_true",
                        help="serve /metrics without the token (by default a server with a token asks for it there "
                             "too, as Authorization: Bearer TOKEN or ?token=)")
+    serve.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve /metrics (without the token), /healthz and /readyz on this port instead, for a "
+                            "scraper on a private network; the main port then has no /metrics (0 picks a free one)")
+    serve.add_argument("--metrics-host", metavar="HOST",
+                       help="the metrics port's address, with --metrics-port (default 127.0.0.1: this machine only; "
+                            "an address on a private network for a scraper elsewhere)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="a web page origin allowed to connect besides the server's own (repeatable; * for any)")
     broadcast = serve.add_argument_group(
@@ -202,6 +208,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
                               max_lag_s=args.max_lag_s, ping_interval_s=args.ping_interval_s, token=args.token or None,
                               allowed_origins=tuple(args.allow_origin), public_metrics=args.public_metrics,
+                              metrics_port=args.metrics_port, metrics_host=args.metrics_host,
                               batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8),
                               ingest=args.ingest, ingest_settings=IngestSettings(realtime=args.ingest_realtime),
                               video_url=args.video_url, viewer_queue=args.viewer_queue, max_viewers=args.max_viewers)
