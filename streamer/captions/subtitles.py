@@ -1,10 +1,11 @@
 """Subtitle files that grow as people speak: SRT, WebVTT, JSONL events, and segmented WebVTT for HLS.
 
-Each final becomes cues (``streamer.captions.cues``) that are appended and flushed at once; nothing written
-is rewritten. The HLS output writes numbered WebVTT segments of ``segment_s`` with an
+Cues are made from stable words as they settle (``streamer.captions.cues.LiveCues``), not when a caption's
+final comes, and are appended at once, each also a ``cue`` line in the JSONL; nothing written is
+rewritten. The HLS output writes numbered WebVTT segments of ``segment_s`` with an
 X-TIMESTAMP-MAP that puts programme time 0 at the input's own first timestamp (MPEG-TS 90 kHz
 clock), and a subtitle playlist, so a player shows the captions on the original stream. A segment is
-written once every final that could show a cue in it is known, atomically, then the playlist.
+written once every cue that could show in it is known, atomically, then the playlist.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import math
 import os
 from pathlib import Path
 
-from .cues import VTT_HEADER, Cue, CueSettings, CueWriter, vtt_cue
+from .cues import VTT_HEADER, Cue, CueSettings, CueWriter, LiveCues, vtt_cue
 from ..errors import StreamerError
-from ..core.events import Final
-from ..files import check_dir_target, check_file_target
+from ..core.events import Final, Partial
+from ..files import check_dir_target, check_file_target, written_through
 
 PLAYLIST = "subtitles.m3u8"
 
@@ -30,7 +31,7 @@ class GrowingFile:
 
     def __init__(self, path: Path, overwrite: bool):
         check_file_target(path)
-        if path.exists() and not overwrite:
+        if path.exists() and not overwrite and not written_through(path):  # a pipe or device is not replaced
             raise StreamerError(f"{path} exists: choose another file, or --overwrite to replace it")
         self.path, self.size, self.broken = path, 0, False
         self._file = open(path, "wb", buffering=0)
@@ -133,6 +134,7 @@ class SubtitleFiles:
         self.written = 0  # events and notes written
         self.hls = HlsSubtitles(Path(hls_dir), hls_segment_s, overwrite) if hls_dir else None
         self.cue_writer = CueWriter(settings=settings)
+        self.live = LiveCues(self.cue_writer)
         self._gaps: list[dict] = []  # gap lines waiting for the finals before them
         self.finals = 0
         self.final_end_s = 0.0
@@ -147,19 +149,30 @@ class SubtitleFiles:
             out.write(text)
 
     def event(self, event) -> None:
+        """A stream event: into the JSONL as it is; the cues it completes (a partial's settled words, or the
+        rest of a final's) into every file, each also a ``cue`` line in the JSONL."""
         if isinstance(event, Final) and self._gaps and event.start_s < self._gaps[0]["start"] < event.end_s:
             event = dataclasses.replace(event, end_s=self._gaps[0]["start"])  # its silence was the gap's
         self.written += 1
         self._write(self.jsonl, json.dumps(event.to_json(), ensure_ascii=False) + "\n")
-        if not isinstance(event, Final):
-            return
-        cues = self.cue_writer.cues(list(event.words))
+        if isinstance(event, Final):
+            self._cues(self.live.final(event.caption, event.words), known_until_s=event.end_s)
+            self.finals += 1
+            self.final_end_s = event.end_s
+        elif isinstance(event, Partial) and event.stable_words:
+            self._cues(self.live.stable(event.caption, event.stable_words), known_until_s=0.0)
+
+    def _cues(self, cues: list[Cue], known_until_s: float) -> None:
+        first = self.cue_writer.count - len(cues) + 1
+        for number, cue in enumerate(cues, first):
+            self._write(self.jsonl, json.dumps({"type": "cue", "number": number, "start": round(cue.start_s, 3),
+                                                "end": round(cue.end_s, 3), "text": "\n".join(cue.lines)},
+                                               ensure_ascii=False) + "\n")
         self._write(self.srt, self.cue_writer.text(cues, "srt"))
         self._write(self.vtt, self.cue_writer.text(cues, "vtt"))
-        self.finals += 1
-        self.final_end_s = event.end_s
-        if self.hls is not None:
-            self.hls.add(cues, event.end_s)
+        if self.hls is not None and (cues or known_until_s):
+            # a cue still to come starts after the last one written, and after what is final
+            self.hls.add(cues, max(known_until_s, self.cue_writer.last_end_s))
 
     def note(self, record: dict) -> None:
         """A line of its own in the JSONL file."""

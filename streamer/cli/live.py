@@ -28,7 +28,7 @@ def add_subtitle_parser(commands) -> None:
     add_runner_options(subtitle)
     subtitle.add_argument("--srt", type=Path, metavar="FILE", help="SubRip subtitles")
     subtitle.add_argument("--vtt", type=Path, metavar="FILE", help="WebVTT subtitles")
-    subtitle.add_argument("--jsonl", type=Path, metavar="FILE", help="every event (partial, final, gap), a line each")
+    subtitle.add_argument("--jsonl", type=Path, metavar="FILE", help="every event (partial, final, cue when a cue is written, gap), a line each")
     subtitle.add_argument("--hls-dir", type=Path, metavar="DIR",
                           help="segmented WebVTT for HLS players: numbered .vtt files and subtitles.m3u8")
     subtitle.add_argument("--hls-segment-s", type=float, default=6.0, help="length of an HLS subtitle segment (default 6)")
@@ -50,6 +50,10 @@ def add_subtitle_parser(commands) -> None:
     group.add_argument("--max-cue-s", type=float, default=cues.max_duration_s, help=f"(default {cues.max_duration_s:g})")
     group.add_argument("--max-cps", type=float, default=cues.max_cps,
                        help=f"characters per second a viewer reads (default {cues.max_cps:g})")
+    group.add_argument("--max-hold-s", type=float, default=cues.max_hold_s,
+                       help="a cue is written once its first word has waited this long for more words (speech "
+                            f"time): shorter keeps subtitles closer to the speaker, longer fills the lines "
+                            f"(default {cues.max_hold_s:g})")
     add_stream_options(subtitle)
 
 
@@ -127,7 +131,8 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     for flag, path in (("--srt", args.srt), ("--vtt", args.vtt), ("--jsonl", args.jsonl)):
         if path is not None:
             check_not_input(path, args.input, flag)
-    cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps)
+    cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps,
+                       max_hold_s=args.max_hold_s)
     stop = threading.Event()
     progress = Progress(enabled=not args.no_progress and sys.stderr.isatty())
     source = LiveSource(args.input, IngestSettings(args.realtime, args.live, args.retry_s, args.stall_s),

@@ -43,7 +43,7 @@ def check_input(source: str) -> None:
         raise StreamerError(f"{source}: no such file")
     if path.is_dir():
         raise StreamerError(f"{source} is a directory: expected an audio or video file")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:  # a named pipe has no size: its writer is still to come
         raise StreamerError(f"{source} is empty: expected an audio or video file")
 
 
