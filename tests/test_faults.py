@@ -1,6 +1,6 @@
 """Faults between the socket and the model, in a real `streamer serve` process: a plugin backend (given as
 --backend module:factory, wrapping the built-in one) fails every 7th model call and returns malformed logits
-for one client's windows once in 50, so that client's post-model work raises. Every other client's finals
+for one client's windows once in 20, so that client's post-model work raises. Every other client's finals
 are a clean run's, the hit client ends with an error event and the finals it had, /readyz keeps answering,
 and SIGTERM ends the process within 5 s. The same plugin mechanism, passing calls through unchanged, gives
 the built-in backend's captions."""
@@ -57,7 +57,7 @@ PLUGIN = textwrap.dedent('''
 
 
     def faulty(options):
-        return Faulty(onnx_backend(options), fail_every=7, poison_every=50)
+        return Faulty(onnx_backend(options), fail_every=7, poison_every=20)
 
 
     def passthrough(options):
