@@ -77,15 +77,17 @@ class ServerProcess:
         self.process.wait(timeout=120)
 
 
-async def client(url: str, audio: np.ndarray, start_delay_s: float = 0.0) -> dict:
-    """Stream audio in real time; return partial and final latencies, any error, and the finals (text, start,
-    end) as they came."""
+async def client(url: str, audio: np.ndarray, start_delay_s: float = 0.0, speed: float = 1.0) -> dict:
+    """Stream audio in 100 ms frames paced by the clock at speed × real time (load.py, server.py, soak.py);
+    return partial and final latencies, the partial latencies grouped by minute of audio, any error, and
+    the finals (text, start, end) as they came."""
     import websockets
 
     await asyncio.sleep(start_delay_s)
     sent_at: list[float] = []  # wall time each 100 ms frame was sent
     covered = 0  # frames some partial or final has reached past
     partial, final, errors, finals = [], [], [], []
+    partial_by_minute: dict[int, list[float]] = {}  # minute of audio (0 first) -> its partial latencies
     speech = [bool(np.abs(audio[i : i + FRAME]).max() > 300) for i in range(0, len(audio), FRAME)]
 
     def when_sent(stream_s: float) -> float | None:
@@ -96,18 +98,21 @@ async def client(url: str, audio: np.ndarray, start_delay_s: float = 0.0) -> dic
         """Frames of speech up to stream_s are on screen now: their latencies."""
         nonlocal covered
         until = min(int(stream_s * 10 + 1e-6), len(sent_at))
-        partial.extend(now - sent_at[k] for k in range(covered, until) if speech[k])
+        for k in range(covered, until):
+            if speech[k]:
+                partial.append(now - sent_at[k])
+                partial_by_minute.setdefault(k // 600, []).append(now - sent_at[k])
         covered = max(covered, until)
 
     async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
         await ws.send(json.dumps({"sample_rate": 16000, "format": "pcm_s16le"}))
         if json.loads(await ws.recv()).get("type") != "ready":
-            return {"partial": [], "final": [], "errors": ["refused"], "finals": []}
+            return {"partial": [], "final": [], "errors": ["refused"], "finals": [], "partial_by_minute": {}}
 
         async def send():
             began = time.monotonic()
             for k, start in enumerate(range(0, len(audio), FRAME)):
-                await asyncio.sleep(max(0.0, began + k * 0.1 - time.monotonic()))
+                await asyncio.sleep(max(0.0, began + k * 0.1 / speed - time.monotonic()))
                 sent_at.append(time.monotonic())
                 await ws.send(audio[start : start + FRAME].tobytes())
             await ws.send(json.dumps({"type": "eof"}))
@@ -126,7 +131,8 @@ async def client(url: str, audio: np.ndarray, start_delay_s: float = 0.0) -> dic
             elif message["type"] == "end":
                 break
         sender.cancel()
-    return {"partial": partial, "final": final, "errors": errors, "finals": finals}
+    return {"partial": partial, "final": final, "errors": errors, "finals": finals,
+            "partial_by_minute": partial_by_minute}
 
 
 def run_step(server: ServerProcess, tracks: list[np.ndarray], n: int) -> dict:

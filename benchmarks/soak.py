@@ -6,12 +6,13 @@ audio, fed in 100 ms blocks:
 - **streaming path**: one `Captioner` stream, as fast as it runs (the audio's own clock is the simulated
   one). Per minute of audio: the Python heap (tracemalloc) and the process's RSS, and the compute it took
   per second of audio (a latency that grows shows here first).
-- **server**: one client streams the same audio to a `streamer serve` on loopback at --speed times real
-  time, 100 ms frames paced by the clock. Per minute of audio: the server's RSS and the partial latency
-  (sending a frame to the first partial or final that reaches past it).
+- **server**: one client (server.py's, as load.py's) streams the same audio to a `streamer serve` on
+  loopback at --speed times real time, 100 ms frames paced by the clock. Per minute of audio: the server's
+  RSS and the partial latency p95 (per frame of speech: sending it to the first partial or final that
+  reaches past it).
 
 Both check that every final arrives once, in order, with times inside the audio, and the server's
-finals are the streaming path's. Memory growth is given
+finals are the streaming path's (text and times). Memory growth is given
 from the end of the first --warmup minutes to the end, as a percentage (the goal: under 5%).
 
     python benchmarks/soak.py                       # 60 minutes of audio (about 10 minutes of wall time)
@@ -22,16 +23,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
-from server import FRAME, ServerProcess, speech_pool  # benchmarks/server.py first (see load.py)
+from server import FRAME, ServerProcess, client, pct, speech_pool  # benchmarks/server.py first (see load.py)
 from common import cpu_name, table, write_json  # noqa: E402
-from load import MemoryWatch, rss_mb  # noqa: E402
+from load import MemoryWatch, final_key, rss_mb  # noqa: E402
 
 
 def long_audio(minutes: float) -> np.ndarray:
@@ -40,15 +40,10 @@ def long_audio(minutes: float) -> np.ndarray:
     return np.tile(piece, int(np.ceil(minutes * 60 * 16000 / len(piece))))[: int(minutes * 60 * 16000)]
 
 
-def in_order(finals: list[tuple[float, float]], length_s: float) -> bool:
-    return all(a[1] <= b[0] + 1e-9 for a, b in zip(finals, finals[1:])) and all(
-        0 <= start <= end <= length_s + 0.01 for start, end in finals)
-
-
-def final_times(final) -> tuple[float, float]:
-    """(start, end) as the websocket sends them (rounded to the millisecond)."""
-    message = final.to_json()
-    return message["start"], message["end"]
+def in_order(finals: list[tuple[str, float, float]], length_s: float) -> bool:
+    """finals: (text, start, end), as the websocket sends them (times rounded to the millisecond)."""
+    return all(a[2] <= b[1] + 1e-9 for a, b in zip(finals, finals[1:])) and all(
+        0 <= start <= end <= length_s + 0.01 for _, start, end in finals)
 
 
 def soak_stream(model_dir: Path, audio: np.ndarray) -> dict:
@@ -63,49 +58,22 @@ def soak_stream(model_dir: Path, audio: np.ndarray) -> dict:
         stream = captioner.stream()
         began = time.perf_counter()
         for start in range(0, len(audio), FRAME):
-            finals += [final_times(e) for e in stream.accept(audio[start:start + FRAME]) if isinstance(e, Final)]
+            events = stream.accept(audio[start:start + FRAME])
+            finals += [final_key(e.to_json()) for e in events if isinstance(e, Final)]
             if (start + FRAME) % minute == 0:
                 spent, began = time.perf_counter() - began, time.perf_counter()
                 rows.append({"minute": len(rows) + 1, "heap_mb": tracemalloc.get_traced_memory()[0] / 2**20,
                              "rss_mb": rss_mb(), "compute_per_s": spent / 60})
-        finals += [final_times(e) for e in stream.finish() if isinstance(e, Final)]
+        finals += [final_key(e.to_json()) for e in stream.finish() if isinstance(e, Final)]
     tracemalloc.stop()
     return {"rows": rows, "finals": finals, "in_order": in_order(finals, len(audio) / 16000)}
 
 
-async def soak_server(url: str, audio: np.ndarray, speed: float, watch: MemoryWatch) -> dict:
-    import websockets
-
-    sent_at, partial_by_minute, finals = [], {}, []
-    covered = 0
-    async with websockets.connect(url, max_size=None) as ws:
-        await ws.send(json.dumps({"sample_rate": 16000, "format": "pcm_s16le"}))
-        assert json.loads(await ws.recv())["type"] == "ready"
-
-        async def send():
-            began = time.monotonic()
-            for k, start in enumerate(range(0, len(audio), FRAME)):
-                await asyncio.sleep(max(0.0, began + k * 0.1 / speed - time.monotonic()))
-                sent_at.append(time.monotonic())
-                await ws.send(audio[start:start + FRAME].tobytes())
-            await ws.send(json.dumps({"type": "eof"}))
-
-        sender = asyncio.create_task(send())
-        async for text in ws:
-            message, now = json.loads(text), time.monotonic()
-            if message["type"] in ("partial", "final"):
-                until = min(int(message["end"] * 10 + 1e-6), len(sent_at))
-                for k in range(covered, until):
-                    partial_by_minute.setdefault(k // 600, []).append(now - sent_at[k])
-                covered = max(covered, until)
-            if message["type"] == "final":
-                finals.append((message["start"], message["end"]))
-            elif message["type"] == "end":
-                break
-        sender.cancel()
-    rows = [{"minute": m + 1, "partial_p95": float(np.percentile(v, 95))} for m, v in sorted(partial_by_minute.items())]
-    return {"rows": rows, "finals": finals, "in_order": in_order(finals, len(audio) / 16000),
-            "rss": list(watch.samples)}
+async def soak_server(url: str, audio: np.ndarray, speed: float) -> dict:
+    got = await client(url, audio, speed=speed)
+    rows = [{"minute": m + 1, "partial_p95": pct(v, 95)} for m, v in sorted(got["partial_by_minute"].items())]
+    return {"rows": rows, "finals": got["finals"], "errors": got["errors"],
+            "in_order": in_order(got["finals"], len(audio) / 16000)}
 
 
 def growth(values: list[float], warmup: int) -> float:
@@ -132,9 +100,9 @@ def main() -> None:
     server = ServerProcess(model_dir, "--max-lag-s", 30)
     watch = MemoryWatch(server.process.pid)
     try:
-        served = asyncio.run(soak_server(f"ws://127.0.0.1:{server.port}/", audio, args.speed, watch))
+        served = asyncio.run(soak_server(f"ws://127.0.0.1:{server.port}/", audio, args.speed))
     finally:
-        watch.stop()
+        served_rss = watch.stop()
         server.stop()
     s_rows, v_rows = stream["rows"], served["rows"]
     per_minute = [{"minute": r["minute"], "heap_mb": r["heap_mb"], "rss_mb": r["rss_mb"],
@@ -151,8 +119,9 @@ def main() -> None:
                "stream_heap_growth_pct": growth([r["heap_mb"] for r in s_rows], args.warmup),
                "stream_rss_growth_pct": growth([r["rss_mb"] for r in s_rows], args.warmup),
                "server_finals": len(served["finals"]), "server_in_order": served["in_order"],
+               "server_errors": len(served["errors"]),
                "server_finals_are_the_streams": served["finals"] == stream["finals"],
-               "server_rss_growth_pct": growth(served["rss"], int(args.warmup * 60 / args.speed))}
+               "server_rss_growth_pct": growth(served_rss, int(args.warmup * 60 / args.speed))}
     print("\n" + "\n".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()))
     print(f"wrote {write_json('soak', {'summary': summary, 'per_minute': per_minute})}")
 

@@ -1,10 +1,22 @@
 """ONNX Runtime in process, the built-in backend: an exported model dir, batches of raw audio in, CTC
 logits out. ``OnnxModel`` is the session (synchronous, also used by export's parity check);
-``OnnxBackend`` serves it to the batcher on a worker thread."""
+``OnnxBackend`` serves it to the batcher on a worker thread.
+
+Memory: a call's working memory grows faster than its window (attention is quadratic in frames:
+tiny-nb needs about 1 MB for a 1.2 s partial window, 12 MB for an 8 s commit window). ONNX Runtime's
+CPU arena keeps what its largest call took for the life of the session, so a process's RSS stepped up
+each time a window longer than any before came (benchmarks/RESULTS.md, soak). By default
+(``RunnerSettings.release_memory``) the arena gives back after each call what the call added to it
+(ONNX Runtime's arena shrinkage), and glibc malloc's thresholds are fixed so that what it gives back
+leaves the process (``release_freed_memory``)."""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
+import platform
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +34,7 @@ class RunnerSettings:
     device: str = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU, else CPU
     intra_op_threads: int = 0  # 0: ONNX Runtime's default (one per physical core)
     inter_op_threads: int = 1
+    release_memory: bool = True  # what a call adds to the CPU arena goes back when it returns (module doc)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -47,6 +60,38 @@ def pad_batch(audios: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         batch[row, : len(audio)] = audio
         mask[row, : len(audio)] = 1
     return batch, mask
+
+
+MMAP_THRESHOLD = 1 << 20  # bytes: glibc maps every allocation this large on its own, and unmaps it when freed
+TRIM_THRESHOLD = 128 << 10  # bytes: free memory at the top of a malloc heap beyond this goes back (glibc's default)
+SHRINK_ARENA = "memory.enable_memory_arena_shrinkage"  # run option: arenas give back free regions after a run
+_malloc_fixed: bool | None = None  # once per process
+
+
+def release_freed_memory() -> bool:
+    """Fix glibc malloc's mmap and trim thresholds, once per process, so that large blocks freed (an arena
+    region after a call, a session's load temporaries) leave the process. glibc's own rule raises both
+    after such a block is freed (up to 32 and 64 MB) and from then on keeps freed blocks under them in its
+    heaps: the arena's shrinking then moved memory from the arena into malloc's heaps (tiny-nb soak: RSS
+    +8% over the hour instead of +6%), and a session keeps the memory of its load (XLS-R-300M int8: 515
+    MB more after load instead of 383). Allocations of MMAP_THRESHOLD and more get their own mapping,
+    smaller ones come from the heaps as before. Process-wide, like any malloc setting; left alone where
+    the C library is not glibc or where MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES already chose.
+    Returns whether the thresholds are in force."""
+    global _malloc_fixed
+    if _malloc_fixed is None:
+        _malloc_fixed = False
+        chosen = "MALLOC_MMAP_THRESHOLD_" in os.environ or "mmap_threshold" in os.environ.get("GLIBC_TUNABLES", "")
+        if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc" and not chosen:
+            try:
+                mallopt = ctypes.CDLL(None).mallopt
+                mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                # M_MMAP_THRESHOLD (-3) set stops glibc moving either threshold; M_TRIM_THRESHOLD (-1) too,
+                # as glibc may already have raised it
+                _malloc_fixed = mallopt(-3, MMAP_THRESHOLD) == 1 and mallopt(-1, TRIM_THRESHOLD) == 1
+            except (OSError, AttributeError):
+                pass
+    return _malloc_fixed
 
 
 def choose_providers(device: str) -> list:
@@ -80,6 +125,11 @@ class OnnxModel:
         options.intra_op_num_threads = settings.intra_op_threads
         options.inter_op_num_threads = settings.inter_op_threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.run_options = None
+        if settings.release_memory:
+            release_freed_memory()  # before the session loads: its load's temporaries go back too
+            self.run_options = ort.RunOptions()
+            self.run_options.add_run_config_entry(SHRINK_ARENA, "cpu:0")
         providers = choose_providers(settings.device)
         try:
             self.session = ort.InferenceSession(str(self.model_dir / MODEL_FILE), options, providers=providers)
@@ -120,7 +170,7 @@ class OnnxModel:
         prepared = [normalize(audio, st) if self.do_normalize else np.asarray(audio, np.float32)
                     for audio, st in zip(audios, stats)]
         batch, mask = pad_batch(prepared)
-        (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask})
+        (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask}, self.run_options)
         return [logits[row, : self.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]
 
 
