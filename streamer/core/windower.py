@@ -60,9 +60,9 @@ class CommitSettings:
     the committed end and the right context, so stable text trails the speech by about right_ms plus half a
     hop plus compute, and the model sees (left + hop + right) / hop times the audio."""
 
-    left_ms: int = 2000  # context before the committed frames
+    left_ms: int = 1500  # context before the committed frames
     right_ms: int = 800  # context after them
-    hop_ms: int = 600  # in speech a commit (and a partial) per this much audio
+    hop_ms: int = 700  # in speech a commit (and a partial) per this much audio
     min_commit_ms: int | None = 0  # the cut is the last word boundary at least this far (and a frame) on;
     # None: cut exactly right_ms before the window's end (offline chunks)
     pause_ms: int | None = 300  # a VAD pause this long after speech commits up to its middle; None: never
