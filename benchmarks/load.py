@@ -77,10 +77,10 @@ def rss_mb(pid: int | str = "self") -> float:
 
 
 class MemoryWatch:
-    """The server's resident memory, every second, on a thread."""
+    """The server's resident memory, every second, on a thread (samples, and the monotonic time of each)."""
 
     def __init__(self, pid: int):
-        self.pid, self.samples, self._stop = pid, [], threading.Event()
+        self.pid, self.samples, self.times, self._stop = pid, [], [], threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -90,6 +90,7 @@ class MemoryWatch:
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             self.samples.append(self.rss_mb())
+            self.times.append(time.monotonic())
 
     def stop(self) -> list[float]:
         self._stop.set()

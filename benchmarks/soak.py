@@ -8,12 +8,12 @@ audio, fed in 100 ms blocks:
   per second of audio (a latency that grows shows here first).
 - **server**: one client (server.py's, as load.py's) streams the same audio to a `streamer serve` on
   loopback at --speed times real time, 100 ms frames paced by the clock. Per minute of audio: the server's
-  RSS and the partial latency p95 (per frame of speech: sending it to the first partial or final that
+  RSS (the highest of its samples, one a second) and the partial latency p95 (per frame of speech: sending it to the first partial or final that
   reaches past it).
 
 Both check that every final arrives once, in order, with times inside the audio, and the server's
-finals are the streaming path's (text and times). Memory growth is given
-from the end of the first --warmup minutes to the end, as a percentage (the goal: under 5%).
+finals are the streaming path's (text and times). Memory growth is given from the end of the first
+--warmup minutes to the end, as a percentage (the goal: under 5%).
 
     python benchmarks/soak.py                       # 60 minutes of audio (about 10 minutes of wall time)
     python benchmarks/soak.py --minutes 5           # a short form
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import time
 import tracemalloc
 from pathlib import Path
@@ -40,10 +41,23 @@ def long_audio(minutes: float) -> np.ndarray:
     return np.tile(piece, int(np.ceil(minutes * 60 * 16000 / len(piece))))[: int(minutes * 60 * 16000)]
 
 
-def in_order(finals: list[tuple[str, float, float]], length_s: float) -> bool:
-    """finals: (text, start, end), as the websocket sends them (times rounded to the millisecond)."""
-    return all(a[2] <= b[1] + 1e-9 for a, b in zip(finals, finals[1:])) and all(
-        0 <= start <= end <= length_s + 0.01 for _, start, end in finals)
+class Finals:
+    """Finals as they come, (text, start, end) as the websocket sends them (times rounded to the millisecond):
+    how many, whether in order and inside the audio, and a digest of them all, so that nothing the benchmark
+    keeps grows with the hour (the heap measured is the stream's own)."""
+
+    def __init__(self, length_s: float):
+        self.length_s, self.count, self.in_order, self.end = length_s, 0, True, 0.0
+        self._digest = hashlib.sha256()
+
+    def add(self, text: str, start: float, end: float) -> None:
+        self.in_order = self.in_order and self.end <= start + 1e-9 and 0 <= start <= end <= self.length_s + 0.01
+        self.count, self.end = self.count + 1, end
+        self._digest.update(repr((text, start, end)).encode())
+
+    @property
+    def digest(self) -> str:
+        return self._digest.hexdigest()
 
 
 def soak_stream(model_dir: Path, audio: np.ndarray) -> dict:
@@ -52,32 +66,38 @@ def soak_stream(model_dir: Path, audio: np.ndarray) -> dict:
     from streamer.inference.onnx import OnnxModel
 
     minute = 60 * 16000
-    rows, finals = [], []
+    rows, finals = [], Finals(len(audio) / 16000)
     tracemalloc.start()
     with Captioner(OnnxModel(model_dir)) as captioner:
         stream = captioner.stream()
         began = time.perf_counter()
         for start in range(0, len(audio), FRAME):
-            events = stream.accept(audio[start:start + FRAME])
-            finals += [final_key(e.to_json()) for e in events if isinstance(e, Final)]
+            for event in stream.accept(audio[start:start + FRAME]):
+                if isinstance(event, Final):
+                    finals.add(*final_key(event.to_json()))
             if (start + FRAME) % minute == 0:
                 spent, began = time.perf_counter() - began, time.perf_counter()
                 rows.append({"minute": len(rows) + 1, "heap_mb": tracemalloc.get_traced_memory()[0] / 2**20,
                              "rss_mb": rss_mb(), "compute_per_s": spent / 60})
-        finals += [final_key(e.to_json()) for e in stream.finish() if isinstance(e, Final)]
+        for event in stream.finish():
+            if isinstance(event, Final):
+                finals.add(*final_key(event.to_json()))
     tracemalloc.stop()
-    return {"rows": rows, "finals": finals, "in_order": in_order(finals, len(audio) / 16000)}
+    return {"rows": rows, "finals": finals}
 
 
 async def soak_server(url: str, audio: np.ndarray, speed: float) -> dict:
     got = await client(url, audio, speed=speed)
     rows = [{"minute": m + 1, "partial_p95": pct(v, 95)} for m, v in sorted(got["partial_by_minute"].items())]
-    return {"rows": rows, "finals": got["finals"], "errors": got["errors"],
-            "in_order": in_order(got["finals"], len(audio) / 16000)}
+    finals = Finals(len(audio) / 16000)
+    for final in got["finals"]:
+        finals.add(*final)
+    return {"rows": rows, "finals": finals, "errors": got["errors"]}
 
 
 def growth(values: list[float], warmup: int) -> float:
-    base = values[min(warmup, len(values) - 1)]
+    """From the value at the end of the warm-up (the warmup-th sample) to the last, in percent."""
+    base = values[min(max(warmup, 1), len(values)) - 1]
     return 100 * (values[-1] - base) / base if base else float("nan")
 
 
@@ -100,28 +120,36 @@ def main() -> None:
     server = ServerProcess(model_dir, "--max-lag-s", 30)
     watch = MemoryWatch(server.process.pid)
     try:
+        began = time.monotonic()
         served = asyncio.run(soak_server(f"ws://127.0.0.1:{server.port}/", audio, args.speed))
     finally:
-        served_rss = watch.stop()
+        watch.stop()
         server.stop()
     s_rows, v_rows = stream["rows"], served["rows"]
+
+    def server_rss(minute: int) -> float:
+        """The highest of the server's RSS samples while this minute of audio was sent."""
+        start, end = began + (minute - 1) * 60 / args.speed, began + minute * 60 / args.speed
+        return max((mb for mb, t in zip(watch.samples, watch.times) if start <= t < end), default=np.nan)
+
     per_minute = [{"minute": r["minute"], "heap_mb": r["heap_mb"], "rss_mb": r["rss_mb"],
-                   "compute_ms_per_s": 1000 * r["compute_per_s"],
+                   "compute_ms_per_s": 1000 * r["compute_per_s"], "server_rss_mb": server_rss(r["minute"]),
                    "server_partial_p95": next((v["partial_p95"] for v in v_rows if v["minute"] == r["minute"]), np.nan)}
                   for r in s_rows]
     step = max(1, len(per_minute) // 12)
     print(f"\n{cpu_name()}, model {model_dir.name}, server client at {args.speed:g}× real time")
     print(table(per_minute[::step] + ([per_minute[-1]] if (len(per_minute) - 1) % step else []),
                 [("minute", "minute", "d"), ("heap_mb", "stream heap MB", ".1f"), ("rss_mb", "process RSS MB", ".0f"),
-                 ("compute_ms_per_s", "compute ms per audio s", ".1f"),
+                 ("compute_ms_per_s", "compute ms per audio s", ".1f"), ("server_rss_mb", "server RSS MB", ".0f"),
                  ("server_partial_p95", "server partial p95 s", ".2f")]))
-    summary = {"minutes": args.minutes, "stream_finals": len(stream["finals"]), "stream_in_order": stream["in_order"],
+    mine, theirs = stream["finals"], served["finals"]
+    summary = {"minutes": args.minutes, "stream_finals": mine.count, "stream_in_order": mine.in_order,
                "stream_heap_growth_pct": growth([r["heap_mb"] for r in s_rows], args.warmup),
                "stream_rss_growth_pct": growth([r["rss_mb"] for r in s_rows], args.warmup),
-               "server_finals": len(served["finals"]), "server_in_order": served["in_order"],
+               "server_finals": theirs.count, "server_in_order": theirs.in_order,
                "server_errors": len(served["errors"]),
-               "server_finals_are_the_streams": served["finals"] == stream["finals"],
-               "server_rss_growth_pct": growth(served_rss, int(args.warmup * 60 / args.speed))}
+               "server_finals_are_the_streams": (theirs.count, theirs.digest) == (mine.count, mine.digest),
+               "server_rss_growth_pct": growth([r["server_rss_mb"] for r in per_minute], args.warmup)}
     print("\n" + "\n".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()))
     print(f"wrote {write_json('soak', {'summary': summary, 'per_minute': per_minute})}")
 
