@@ -45,20 +45,31 @@ from streamer.text.scoring import cer, edit_distance, wer
 from streamer.core.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array
 from streamer.inference.onnx import OnnxModel
 from streamer.core.stream import Recognizer, StreamSettings
-from streamer.core.windower import WindowSettings
+from streamer.captions.cues import CueWriter, LiveCues
+from streamer.core.windower import CommitSettings, WindowSettings
 from streamer.text.written import TextSettings
 
 BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
 RAW = "raw words (no text stage)"
 DEFAULT = StreamSettings()
+
+
+def commits(left_ms: int, hop_ms: int, right_ms: int, first_pass: bool = False, pause_ms: int = 300) -> StreamSettings:
+    """Commits every hop_ms of speech with left/right context; partials from the commits' right context, or
+    from a first pass of their own (first_pass)."""
+    commit = CommitSettings(left_ms=left_ms, right_ms=right_ms, hop_ms=hop_ms, min_commit_ms=0, pause_ms=pause_ms)
+    return dataclasses.replace(DEFAULT, window=WindowSettings() if first_pass else None, commit=commit)
+
+
 SETTINGS = {  # name → settings; the first is the library's default
     "default": DEFAULT,
-    "commit window 6 s": dataclasses.replace(DEFAULT, commit=dataclasses.replace(DEFAULT.commit, window_ms=6000)),
-    "commit window 12 s": dataclasses.replace(DEFAULT, commit=dataclasses.replace(DEFAULT.commit, window_ms=12000)),
-    "commit context 3+1.5 s": dataclasses.replace(DEFAULT, commit=dataclasses.replace(
-        DEFAULT.commit, left_ms=3000, right_ms=1500, window_ms=10000)),
-    "no pause commits": dataclasses.replace(DEFAULT, commit=dataclasses.replace(DEFAULT.commit, pause_ms=None)),
-    "first pass 1000/500/500": dataclasses.replace(DEFAULT, window=WindowSettings(1000, 500, 500)),
+    "left 1 s, hop 0.5 s, right 0.7 s": commits(1000, 500, 700),
+    "left 2 s, hop 0.6 s": commits(2000, 600, 800),
+    "right 1 s": commits(1500, 700, 1000),
+    "hop 1 s": commits(1500, 1000, 800),
+    "with a first pass": commits(1500, 700, 800, first_pass=True),
+    "until 2026-11-30 (8 s windows)": dataclasses.replace(DEFAULT, window=WindowSettings(), commit=CommitSettings(
+        left_ms=2000, right_ms=1000, hop_ms=5000, min_commit_ms=2000, pause_ms=300)),
 }
 
 
@@ -89,8 +100,8 @@ class TextStageTimer:
     def __init__(self, stream):
         self.seconds = {"partial": 0.0, "final": 0.0}
         self.calls = {"partial": 0, "final": 0}
-        for kind in self.seconds:
-            setattr(stream.text, kind, self._timed(kind, getattr(stream.text, kind)))
+        for kind, method in (("partial", "partial_words"), ("final", "final")):
+            setattr(stream.text, method, self._timed(kind, getattr(stream.text, method)))
 
     def _timed(self, kind: str, method):
         def timed(*args):
@@ -117,7 +128,7 @@ def replay(recognizer: Recognizer, model: OnnxModel, audio: np.ndarray, paced: b
     The clock advances by each request's model time and by the stream's own work on the result (stitching,
     the text stage). model_runs: logits and model time by request, filled by one replay and reused by
     another, so two replays that differ only after the model see the same model times."""
-    stream, clock, compute, peak = recognizer.stream(), 0.0, 0.0, rss_mb()
+    stream, clock, compute, peak, seen = recognizer.stream(), 0.0, 0.0, rss_mb(), 0
     timer = TextStageTimer(stream)
     stamped, start_wall = [], time.perf_counter()
     for k, first in enumerate(list(range(0, len(audio), BLOCK_SAMPLES)) + [None]):
@@ -139,12 +150,14 @@ def replay(recognizer: Recognizer, model: OnnxModel, audio: np.ndarray, paced: b
                 if model_runs is not None:
                     model_runs[key] = (logits, spent)
             compute += spent
+            seen += len(request.audio)
             began = time.perf_counter()
             events = stream.deliver(request, logits)
             clock += spent + (time.perf_counter() - began)
             stamped += [(now(), e) for e in events]
         peak = max(peak, rss_mb())
-    return {"events": stamped, "compute_s": compute, "peak_rss_mb": peak, "text": timer}
+    return {"events": stamped, "compute_s": compute, "model_audio_s": seen / 16000, "peak_rss_mb": peak,
+            "text": timer}
 
 
 def latencies(stamped: list, word_ends_s: list[float]) -> dict[str, list[float]]:
@@ -158,7 +171,8 @@ def latencies(stamped: list, word_ends_s: list[float]) -> dict[str, list[float]]
         inside = [w for w in word_ends_s if event.start_s <= w <= event.end_s]
         final.append(now - max(inside, default=event.words[-1].end_s))
         stable += stable_lags(stamped, event, now)
-    return {"partial": [x for x in partial if not np.isnan(x)], "final": final, "stable": stable}
+    return {"partial": [x for x in partial if not np.isnan(x)], "final": final, "stable": stable,
+            "cue": cue_lags(stamped)}
 
 
 def stable_lags(stamped: list, final: Final, final_time: float) -> list[float]:
@@ -176,6 +190,25 @@ def stable_lags(stamped: list, final: Final, final_time: float) -> list[float]:
     return lags
 
 
+def cue_lags(stamped: list) -> list[float]:
+    """For each word of the finals: when the cue holding it was written (as `subtitle` writes cues, from
+    stable words as they settle), after the word's end."""
+    cues, lags = LiveCues(CueWriter()), []
+    words = iter([w for _, e in stamped if isinstance(e, Final) for w in e.words])
+    for now, event in stamped:
+        if isinstance(event, Final):
+            written = cues.final(event.caption, event.words)
+        elif isinstance(event, Partial) and event.stable_words:
+            written = cues.stable(event.caption, event.stable_words)
+        else:
+            continue
+        for cue in written:
+            pieces = " ".join(cue.lines).split()
+            for _ in range(sum(not piece.endswith("-") for piece in pieces)):
+                lags.append(now - next(words).end_s)
+    return lags
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
@@ -184,10 +217,11 @@ def words_differ(streamed: str, offline: str) -> float:
     return edit_distance(offline.split(), streamed.split()) / max(1, len(offline.split()))
 
 
-def offline_run(model: OnnxModel, audio: np.ndarray) -> tuple[str, float]:
-    began = time.perf_counter()
-    text = " ".join(f.raw for f in transcribe_array(audio, model))
-    return text, time.perf_counter() - began
+def offline_run(model: OnnxModel, audio: np.ndarray) -> dict:
+    """Offline's transcript, and its compute and model audio through the same replay as streaming."""
+    result = replay(Recognizer(model.info, OfflineSettings().stream_settings()), model, audio, paced=False)
+    text = " ".join(e.raw for _, e in result["events"] if isinstance(e, Final))
+    return {"text": text, "compute_s": result["compute_s"], "model_audio_s": result["model_audio_s"]}
 
 
 def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSettings, paced: bool = False,
@@ -212,6 +246,7 @@ def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSetti
         "words_differ": words_differ(streamed, offline["text"]) if trained else None,
         **{f"{kind}_p{q}": percentile(values, q) for kind, values in lat.items() for q in (50, 95)},
         "compute": result["compute_s"] / offline["compute_s"],
+        "model_audio": result["model_audio_s"] / offline["model_audio_s"],
         "rtf": result["compute_s"] / (len(speech["audio"]) / 16000), "peak_rss_mb": result["peak_rss_mb"],
         "finals": len(finals),
         "text_ms_final": timer.ms_per_call("final") if settings.text.written else None,
@@ -225,7 +260,8 @@ COLUMNS = [("model", "model", ""), ("speech", "speech", ""), ("setting", "settin
            ("partial_p50", "partial p50", ".2f"), ("partial_p95", "p95", ".2f"),
            ("final_p50", "final p50", ".2f"), ("final_p95", "p95", ".2f"),
            ("stable_p50", "stable p50", ".2f"), ("stable_p95", "p95", ".2f"),
-           ("compute", "compute ×off", ".2f"), ("rtf", "RTF", ".3f"), ("peak_rss_mb", "peak MB", ".0f"),
+           ("cue_p50", "cue p50", ".2f"), ("cue_p95", "p95", ".2f"),
+           ("compute", "compute ×off", ".2f"), ("model_audio", "audio ×off", ".2f"), ("rtf", "RTF", ".3f"), ("peak_rss_mb", "peak MB", ".0f"),
            ("text_ms_final", "text ms/final", ".2f"), ("text_ms_partial", "ms/partial", ".2f")]
 
 
@@ -239,7 +275,7 @@ def offline_self_difference(model: OnnxModel, speech: dict) -> list[dict]:
     rows, base = [], speech["offline"][model.model_dir]["text"]
     reference = speech["reference"]
     for chunk_s, context_s in ((30, 3), (12, 3), (8, 2), (4, 1)):
-        chunks = dataclasses.replace(OFFLINE_CHUNKS, window_ms=chunk_s * 1000, left_ms=context_s * 1000,
+        chunks = dataclasses.replace(OFFLINE_CHUNKS, hop_ms=(chunk_s - 2 * context_s) * 1000, left_ms=context_s * 1000,
                                      right_ms=context_s * 1000)
         text = " ".join(f.raw for f in transcribe_array(speech["audio"], model, OfflineSettings(chunks=chunks)))
         rows.append({"speech": speech["kind"], "chunks": f"{chunk_s} s, context {context_s} s",
@@ -270,8 +306,7 @@ def main() -> None:
         word_ends = [w.end_s for f in transcribe_array(audio, timing_model) for w in f.words]
         speech = {"kind": kind, "audio": audio, "reference": reference, "word_ends_s": word_ends, "offline": {}}
         for model in models:
-            text, compute_s = offline_run(model, audio)
-            speech["offline"][model.model_dir] = {"text": text, "compute_s": compute_s}
+            speech["offline"][model.model_dir] = offline_run(model, audio)
         speeches.append(speech)
         print(f"{kind}: {args.sentences} sentences, {len(audio) / 16000:.1f} s of audio", flush=True)
     rows = []

@@ -11,6 +11,7 @@ replaced: a symlink's target is written (atomically), a device or a named pipe w
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, TextIO
@@ -30,8 +31,11 @@ def first_existing(path: Path) -> Path:
 
 def written_through(path: Path) -> bool:
     """path is (or links to) something that exists and is not a regular file: a device, a named pipe."""
-    real = Path(os.path.realpath(path))
-    return real.exists() and not real.is_file() and not real.is_dir()
+    try:
+        mode = os.stat(path).st_mode  # follows links, also /dev/stdout's to a pipe that has no path
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def check_not_input(output: Path, source: str, what: str = "output") -> None:

@@ -113,3 +113,51 @@ def test_a_viewer_whose_queue_fills_is_dropped_and_the_others_get_everything():
     assert dropped == [1] and slow.dropped and slow not in broadcast.viewers
     assert [m["segment"] for m in got] == list(range(10))
     assert [m["segment"] for m in history] == [8, 9]  # the recent captions
+
+
+@pytest.fixture(scope="module")
+def hls(tmp_path_factory):
+    from test_subtitle import hls_broadcast
+
+    return hls_broadcast(tmp_path_factory.mktemp("hls"))
+
+
+def test_the_ingest_dying_and_coming_back_costs_the_viewers_nothing(tiny_nb, hls):
+    """serve --ingest on a live HLS stream whose HTTP server dies 12 s in and is back 7 s later: the caption
+    server stays up, its viewer stays connected and gets every sentence once, in order (the playlist is
+    taken up where the audio stopped), a viewer who joins after the outage gets the recent captions, and
+    the server exits cleanly."""
+    from streamer.text.scoring import cer
+    from test_subtitle import LiveHls
+
+    live = LiveHls(hls["folder"])
+    live.start()
+    server = start_server(tiny_nb, "--ingest", f"http://127.0.0.1:{live.port}/live.m3u8")
+    url = f"ws://127.0.0.1:{server.port}/live"
+    try:
+        async def scenario():
+            viewer = asyncio.create_task(view(url))
+            await asyncio.sleep(12)
+            await asyncio.to_thread(live.stop)
+            await asyncio.sleep(7)
+            await asyncio.to_thread(live.start)
+            await asyncio.sleep(8)
+            late = asyncio.create_task(view(url))
+            return await viewer, await late
+
+        (messages, _), (late, _) = asyncio.run(scenario())
+        assert server.get("/healthz")[0] == 200
+    finally:
+        code = server.stop()
+        live.stop()
+    err = server.process.stderr.read()
+    assert code == 0, err
+    assert "input dropped" in err and "taking up the playlist" in err, err
+    assert messages[-1]["type"] == "end" and not [m for m in messages if m["type"] == "error"], messages
+    finals = [m for m in messages if m["type"] == "final"]
+    assert [m["segment"] for m in finals] == list(range(len(finals)))  # each once, in order
+    assert all(a["end"] <= b["start"] + 0.01 for a, b in zip(finals, finals[1:]))
+    heard = " ".join(m["raw"] for m in finals)
+    assert cer([" ".join(hls["texts"])], [heard]) <= 0.1, heard  # nothing lost in the outage
+    late_finals = [m for m in late if m["type"] == "final"]
+    assert late_finals and late_finals == finals[len(finals) - len(late_finals):]

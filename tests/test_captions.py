@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from streamer.captions.cues import CueSettings, CueWriter, break_lines, cue_problems, make_cues
+from streamer.captions.cues import CueSettings, CueWriter, LiveCues, break_lines, cue_problems, make_cues
 from streamer.text.ctc import Word
 from streamer.errors import StreamerError
 
@@ -99,3 +99,45 @@ def test_settings_are_checked():
         CueSettings(min_duration_s=8.0)
     with pytest.raises(StreamerError, match="max_line_chars"):
         CueSettings(max_line_chars=4)
+
+
+def speech_words(text: str, start_s: float = 0.0, word_s: float = 0.3, gap_s: float = 0.05) -> list[Word]:
+    out, t = [], start_s
+    for token in text.split():
+        out.append(Word(token, t, t + word_s, 1.0))
+        t += word_s + gap_s
+    return out
+
+
+LONG = ("Stortinget har i dag behandlet forslaget om endringer i lov om folketrygd og vedtok det med "
+        "stort flertall etter en lang debatt")
+
+
+@given(hold_s=st.sampled_from([0.5, 1.0, 2.0, 7.0]), step=st.integers(1, 4))
+def test_live_cues_come_as_words_settle_and_hold_every_word_once(hold_s, step):
+    """Stable words arrive a few at a time, then the final (with a full stop): cues are written before the
+    final, hold every word once and in order, follow the rules, and a longer hold gives fewer cues."""
+    words = speech_words(LONG)
+    live = LiveCues(CueWriter(settings=CueSettings(max_hold_s=hold_s)))
+    cues, before_final = [], 0
+    for n in range(1, len(words) + 1, step):
+        cues += live.stable(0, words[:n])
+    before_final = len(cues)
+    final = words[:-1] + [Word(words[-1].word + ".", words[-1].start_s, words[-1].end_s, 1.0)]
+    cues += live.final(0, final)
+    assert " ".join(" ".join(c.lines) for c in cues) == " ".join(w.word for w in final)
+    assert cue_problems(cues) == []
+    assert before_final >= 1  # subtitles did not wait for the final
+    if hold_s <= 1.0:  # the first words are on screen within about a second of speech
+        assert cues[0].start_s == 0.0 and len(" ".join(cues[0].lines)) <= 42
+
+
+def test_a_newer_captions_words_wait_for_the_final_before_it():
+    live = LiveCues(CueWriter(settings=CueSettings(max_hold_s=0.5)))
+    first, second = speech_words("dette er den første setningen"), speech_words("og her kommer den andre", 3.0)
+    assert live.stable(0, first[:3])  # caption 0's first words are cued
+    assert live.stable(1, second) == []  # caption 1 waits: caption 0 is still open
+    rest = live.final(0, first)
+    later = live.final(1, second)
+    assert " ".join(" ".join(c.lines) for c in rest + later).split()[-5:] == [w.word for w in second]
+    assert live.writer.count >= 3

@@ -1,6 +1,7 @@
 """Beam search with a KenLM language model and hotwords: it mends what greedy decoding gets wrong."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -153,3 +154,26 @@ def test_a_checkpoints_language_model_goes_with_its_export(tiny_checkpoint, smal
     assert referred["language_model"] == str((checkpoint / "language_model").resolve())
     assert not (tmp_path / "big" / "language_model").exists()
     assert OnnxModel(tmp_path / "big").language_model_dir == checkpoint / "language_model"
+
+
+def test_loading_a_language_model_prints_no_progress_bar(tiny_nb, tiny_nb_lm, tmp_path):
+    """kenlm drew a progress bar (from C++, on stderr) and pyctcdecode warned twice on every beam run; what is
+    left is one warning that a bare ARPA file has no word list."""
+    wav = espeak("stortinget vedtok budsjettet", tmp_path / "s.wav")
+    for lm, expected in ((tiny_nb_lm, []), (tiny_nb_lm / "lm.arpa", ["No known unigrams provided"])):
+        result = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(wav), "--model", str(tiny_nb),
+                                 "--decoder", "beam", "--lm", str(lm)], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0 and result.stdout.strip(), result.stderr
+        lines = result.stderr.splitlines()
+        assert [line.split(",")[0] for line in lines] == expected, result.stderr
+
+
+def test_stderr_is_given_back_when_a_language_model_fails_to_load(tmp_path, capfd):
+    broken = tmp_path / "broken.arpa"
+    broken.write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1.0\tstortinget\n")  # one unigram short
+    with pytest.raises(StreamerError, match="is not a KenLM language model"):
+        BeamDecoder(VOCABULARY, 0.02, DecoderSettings("beam"), broken)
+    print("still here", file=sys.stderr, flush=True)
+    os.write(2, b"and here\n")
+    err = capfd.readouterr().err
+    assert "still here\nand here\n" in err and "****" not in err and "Loading the LM" not in err

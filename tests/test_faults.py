@@ -1,6 +1,6 @@
 """Faults between the socket and the model, in a real `streamer serve` process: a plugin backend (given as
 --backend module:factory, wrapping the built-in one) fails every 7th model call and returns malformed logits
-for one client's windows once in 50, so that client's post-model work raises. Every other client's finals
+for one client's windows once in 20, so that client's post-model work raises. Every other client's finals
 are a clean run's, the hit client ends with an error event and the finals it had, /readyz keeps answering,
 and SIGTERM ends the process within 5 s. The same plugin mechanism, passing calls through unchanged, gives
 the built-in backend's captions."""
@@ -57,7 +57,7 @@ PLUGIN = textwrap.dedent('''
 
 
     def faulty(options):
-        return Faulty(onnx_backend(options), fail_every=7, poison_every=50)
+        return Faulty(onnx_backend(options), fail_every=7, poison_every=20)
 
 
     def passthrough(options):
@@ -159,6 +159,7 @@ def check_faults(server, tiny_nb, clips) -> None:
     if got:  # the words committed when it failed: a prefix of the clean run's caption
         assert clean[len(got) - 1]["raw"].split()[:len(got[-1]["raw"].split())] == got[-1]["raw"].split()
     assert readyz and set(readyz) == {200}
+    assert 'streamer_refused_streams_total{reason="recognition_failed"} 1.0' in server.get("/metrics")[1]
 
     # SIGTERM under load: two clients in mid-stream; every one gets its last finals and end, the process
     # exits 0 within 5 s

@@ -76,20 +76,24 @@ def beam(model, tiny_nb_lm):
 @pytest.mark.parametrize("decoding", ["greedy", "beam"])
 @pytest.mark.parametrize("paused,n_sentences", [(False, 50), (True, 25)], ids=["monologue", "paused"])
 def test_streamed_finals_are_as_accurate_as_offline(model, paused, n_sentences, decoding, request):
-    """60–90 s of speech: WER and CER of the finals within 3% (relative) of offline's, decoded greedily or
-    both with beam search and tiny-nb's language model."""
+    """Pieces of 60–90 s of speech: WER and CER of the finals within 3% (relative) of offline's, decoded
+    greedily (three pieces, about 4 minutes: on less, a near-tie of a few characters is more than 3%) or
+    both with beam search and tiny-nb's language model (one piece)."""
     decoder = request.getfixturevalue("beam") if decoding == "beam" else None
-    audio, reference = speech(n_sentences, 0, paused)
-    assert 60 * 16000 <= len(audio) <= 90 * 16000
-    offline = " ".join(f.raw for f in transcribe_array(audio, model, decoder=decoder))
-    events = stream_events(model, audio, decoder=decoder)
-    assert broken_promises(events) == []
-    streamed = " ".join(f["raw"] for f in finals(events))
-    assert wer([reference], [streamed]) <= 1.03 * wer([reference], [offline]), (streamed, offline)
-    assert cer([reference], [streamed]) <= 1.03 * cer([reference], [offline]), (streamed, offline)
-    if not paused:  # one speech segment, yet captions come all along, not only at the end
-        ends = [f["end"] for f in finals(events)]
-        assert len(ends) >= len(audio) / 16000 / 12 and max(np.diff([0.0] + ends)) <= 2 * 10.0
+    references, offline, streamed = [], [], []
+    for seed in (0, 5, 9) if decoder is None else (0,):
+        audio, reference = speech(n_sentences, seed, paused)
+        assert 60 * 16000 <= len(audio) <= 90 * 16000
+        references.append(reference)
+        offline.append(" ".join(f.raw for f in transcribe_array(audio, model, decoder=decoder)))
+        events = stream_events(model, audio, decoder=decoder)
+        assert broken_promises(events) == []
+        streamed.append(" ".join(f["raw"] for f in finals(events)))
+        if not paused:  # one speech segment, yet captions come all along, not only at the end
+            ends = [f["end"] for f in finals(events)]
+            assert len(ends) >= len(audio) / 16000 / 12 and max(np.diff([0.0] + ends)) <= 2 * 10.0
+    assert wer(references, streamed) <= 1.03 * wer(references, offline), (streamed, offline)
+    assert cer(references, streamed) <= 1.03 * cer(references, offline), (streamed, offline)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -130,12 +134,14 @@ def test_beam_search_keeps_the_same_promises(model, beam, short_speech, kind, tr
     assert raw_words(events) == raw_words(uncut)
 
 
-def test_stable_text_trails_the_speech_by_at_most_a_commit_window(model):
-    """In speech without pauses a caption's words become stable before its final, each by the time the
-    audio has gone at most one commit window past the word."""
+def test_stable_text_trails_the_speech_by_the_right_context_and_a_hop(model):
+    """In speech without pauses a caption's words become stable long before its final, each by the time
+    the audio has gone the commits' right context and two hops past the word (a word whose boundary falls
+    just past one commit's kept audio is the next commit's) and the few frames of its boundary."""
     audio, _ = speech(11, 12, False)
     events = stream_events(model, audio)
-    window_s = StreamSettings().commit.window_ms / 1000
+    commit = StreamSettings().commit
+    window_s = (commit.right_ms + 2 * commit.hop_ms) / 1000 + 0.3
     early = 0
     for final in [e for e in events if isinstance(e, Final)]:
         partials = [e for e in events if isinstance(e, Partial) and e.caption == final.caption]

@@ -117,9 +117,9 @@ async def open_and_drop(url: str, count: int) -> None:
             pass
 
 
-async def honest(url: str, audio: np.ndarray) -> list[dict]:
+async def honest(url: str, audio: np.ndarray, **connect) -> list[dict]:
     messages = []
-    async with websockets.connect(url, max_size=None) as ws:
+    async with websockets.connect(url, max_size=None, **connect) as ws:
         await ws.send(json.dumps({"sample_rate": 16000}))
         for start in range(0, len(audio), 1600):
             await ws.send(audio[start:start + 1600].tobytes())
@@ -161,3 +161,70 @@ def test_hostile_clients_get_clear_errors_and_honest_ones_their_captions(tiny_nb
         assert server.get("/readyz")[0] == 200 and server.process.poll() is None
     finally:
         assert server.stop() == 0
+
+
+ALLOWED = "https://captions.example"
+
+
+def origin_cases(port: int) -> list[tuple[str, list[tuple[str, str]], int]]:
+    """(name, the Origin headers of the upgrade, the status it gets) for a server that allows ALLOWED: every
+    Origin but ALLOWED and the server's own page is refused before the upgrade; no Origin is a script's (it
+    could send any: the token is what keeps scripts out)."""
+    own = f"http://127.0.0.1:{port}"
+    return [
+        ("no Origin", [], 101),
+        ("the allowed origin", [("Origin", ALLOWED)], 101),
+        ("the server's own page", [("Origin", own)], 101),
+        ("another site", [("Origin", "https://evil.example")], 403),
+        ("the allowed origin with a path", [("Origin", ALLOWED + "/page")], 403),
+        ("the allowed origin with a slash", [("Origin", ALLOWED + "/")], 403),
+        ("the allowed origin on another port", [("Origin", ALLOWED + ":8443")], 403),
+        ("the allowed origin over http", [("Origin", ALLOWED.replace("https", "http"))], 403),
+        ("the allowed origin as a subdomain of another", [("Origin", ALLOWED + ".evil.example")], 403),
+        ("the allowed origin as a user name", [("Origin", ALLOWED + "@evil.example")], 403),
+        ("the server's own page with a path", [("Origin", own + "/evil")], 403),
+        ("the server's own page on another port", [("Origin", f"http://127.0.0.1:{port + 1}")], 403),
+        ("the server's own page as ws://", [("Origin", own.replace("http", "ws"))], 403),
+        ("null", [("Origin", "null")], 403),
+        ("empty", [("Origin", "")], 403),
+        ("not a URL", [("Origin", "captions.example")], 403),
+        ("a scheme without a host", [("Origin", "https://")], 403),
+        ("huge", [("Origin", ALLOWED + "/" + "a" * 20_000)], 431),
+        ("twice the allowed origin", [("Origin", ALLOWED)] * 2, 400),
+        ("the allowed origin and another", [("Origin", ALLOWED), ("Origin", "https://evil.example")], 400),
+        ("a hundred Origin headers", [("Origin", ALLOWED)] * 100, 400),
+        ("more headers than a request may have", [("Origin", ALLOWED)] * 200, 431),
+    ]
+
+
+async def upgrade(url: str, headers: list[tuple[str, str]]) -> tuple[int, str]:
+    """The handshake's status, and the body that says why when it is refused."""
+    try:
+        async with websockets.connect(url, additional_headers=headers, open_timeout=30):
+            return 101, ""
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code, refused.response.body.decode(errors="replace")
+
+
+def test_hostile_origins_are_refused_before_the_upgrade_and_honest_clients_get_their_captions(tiny_nb):
+    speech = synth.synthesize(synth.heldout_sentences()[5][0], synth.SPEAKERS[1])
+    audio = (np.clip(np.concatenate([np.zeros(4000, np.float32), speech, np.zeros(8000, np.float32)]), -1, 1)
+             * 32767).astype(np.int16)
+    stream = Captioner(OnnxModel(tiny_nb)).stream()
+    alone = [e.to_json() for e in stream.accept(audio) + stream.finish() if isinstance(e, Final)]
+    server = start_server(tiny_nb, "--allow-origin", ALLOWED, "--max-streams", 64)
+    cases = origin_cases(server.port)
+    try:
+        async def everyone():
+            hostile = asyncio.gather(*(upgrade(server.url, headers) for _ in range(3) for _, headers, _ in cases))
+            return await asyncio.gather(honest(server.url, audio), honest(server.url, audio, origin=ALLOWED), hostile)
+
+        script_finals, page_finals, outcomes = asyncio.run(everyone())
+        assert script_finals == alone and page_finals == alone
+        for (name, _, expected), (status, body) in zip(cases * 3, outcomes):
+            assert status == expected, (name, status, body)
+            assert status == 101 or body.strip(), name  # a reason to read
+        assert server.get("/readyz")[0] == 200 and server.process.poll() is None
+    finally:
+        assert server.stop() == 0
+    assert "Traceback" not in server.process.stderr.read()

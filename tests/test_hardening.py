@@ -5,17 +5,19 @@ hold when clients connected at the same moment; deeply nested JSON from a client
 import asyncio
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 import websockets
 
 from conftest import NPSC, espeak, silence
-from test_server import start_server
+from test_server import drain, start_server
 
 CLIP = NPSC / "norwegian-short-3s.mp3"
 
@@ -302,6 +304,7 @@ def test_broadcast_viewers_have_a_limit(tiny_nb, tmp_path):
 
     try:
         assert sorted(asyncio.run(viewers())) == ["busy", "busy", "ready", "ready"]
+        assert refusals(server.get("/metrics")[1]) == {"busy": 2}
     finally:
         assert server.stop() == 0
 
@@ -332,3 +335,173 @@ def test_metrics_need_the_token_and_no_path_reaches_a_file_outside_the_client(ti
         assert get(public.port, "/metrics") == 200
     finally:
         assert public.stop() == 0
+
+
+def refusals(text: str, name: str = "streamer_refused_streams_total") -> dict[str, float]:
+    """A labelled counter's values by reason, from a /metrics page (those above zero)."""
+    found = {m.group(1): float(m.group(2)) for m in re.finditer(rf'^{name}{{reason="(\w+)"}} (\S+)$', text, re.M)}
+    return {reason: value for reason, value in found.items() if value}
+
+
+async def handshake_status(url: str, **connect) -> int:
+    try:
+        async with websockets.connect(url, **connect):
+            return 101
+    except websockets.InvalidStatus as refused:
+        return refused.response.status_code
+
+
+def test_metrics_on_an_address_of_their_own_and_not_on_the_main_port(tiny_nb):
+    server = start_server(tiny_nb, "--token", "t0ken", "--metrics-port", 0)
+    try:
+        metrics_port = server.metrics_port
+        assert metrics_port and metrics_port != server.port
+        status, text = server.get("/metrics", port=metrics_port)  # no token there: its address protects it
+        assert status == 200 and "streamer_active_streams" in text
+        assert server.get("/healthz", port=metrics_port) == (200, "ok\n")
+        assert server.get("/readyz", port=metrics_port) == (200, "ready\n")
+        for path in ("/", "/app.js", "/viewer", "/live", "/nope", "/metrics/../app.js"):
+            status, text = server.get(path, port=metrics_port)
+            assert status == 404 and "serves /metrics, /healthz, /readyz only" in text, path
+        assert asyncio.run(handshake_status(f"ws://127.0.0.1:{metrics_port}/metrics")) == 404
+        for path, headers in (("/metrics", {}), ("/metrics", {"Authorization": "Bearer t0ken"}),
+                              ("/metrics?token=t0ken", {})):
+            assert server.get(path, headers)[0] == 404, (path, headers)  # not on the main port, token or not
+        assert server.get("/healthz") == (200, "ok\n")
+    finally:
+        assert server.stop() == 0
+
+
+def test_metrics_options_that_cannot_go_together_are_one_line(tiny_export):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        for args, message in (
+                (["--metrics-port", taken.getsockname()[1]], f"cannot listen on 127.0.0.1:{taken.getsockname()[1]} "
+                                                             "for metrics"),
+                (["--metrics-port", 0, "--public-metrics"], "leave out one of them"),
+                (["--metrics-host", "127.0.0.1"], "give --metrics-port too"),
+                (["--allow-origin", "https://captions.example/page"], "is not an origin")):
+            result = subprocess.run([sys.executable, "-m", "streamer.cli", "serve", "--model", str(tiny_export),
+                                     "--port", "0", *map(str, args)], capture_output=True, text=True, timeout=120)
+            lines = [line for line in result.stderr.splitlines() if line.startswith("streamer: error")]
+            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+            assert len(lines) == 1 and message in lines[0], (args, lines)
+    finally:
+        taken.close()
+
+
+def test_every_refused_or_ended_stream_is_counted_by_reason(tiny_nb):
+    """Each way the server refuses a stream or ends it for cause adds one to streamer_refused_streams with its
+    reason; a client that vanishes ended its stream itself and adds nothing."""
+    token, origin = "t0ken", "https://captions.example"
+    server = start_server(tiny_nb, "--token", token, "--allow-origin", origin, "--max-streams", 2,
+                          "--idle-timeout-s", 1.5, "--max-frame-bytes", 4096, "--ping-interval-s", 1,
+                          "--metrics-port", 0)
+    config = json.dumps({"sample_rate": 16000, "token": token})
+
+    def counted() -> dict[str, float]:
+        return refusals(server.get("/metrics", port=server.metrics_port)[1])
+
+    async def refused(message, path: str = "") -> list[dict]:
+        async with websockets.connect(server.url + path) as ws:
+            try:
+                if message is not None:
+                    await ws.send(message)
+            except websockets.ConnectionClosed:
+                pass  # refused at once: the error event is still there to read
+            return await drain(ws)
+
+    async def held():
+        ws = await websockets.connect(server.url)
+        await ws.send(config)
+        assert json.loads(await ws.recv())["type"] == "ready"
+        return ws
+
+    async def scenario():
+        assert await handshake_status(server.url, origin="https://evil.example") == 403
+        assert await handshake_status(server.url, additional_headers=[("Origin", origin), ("Origin", origin)]) == 400
+        assert await handshake_status(server.url + "?token=guess") == 401
+        assert await handshake_status(server.url, origin=origin) == 101
+        codes = [(await refused(json.dumps({"sample_rate": 16000, "token": "guess"})))[0]["code"],
+                 (await refused("{not json"))[0]["code"],
+                 (await refused(json.dumps({"sample_rate": 16000, "format": "mp3", "token": token})))[0]["code"],
+                 (await refused(None, "live"))[0]["code"],
+                 (await refused(None))[0]["code"]]  # no config within the idle time
+        first, second = await held(), await held()
+        codes.append((await refused(config))[0]["code"])
+        await first.close()
+        await second.close()
+        await asyncio.sleep(0.5)
+        too_big = await held()
+        await too_big.send(b"\x00" * 5000)
+        await too_big.wait_closed()
+        vanished = await held()
+        vanished.transport.abort()
+        deaf = await websockets.connect(server.url, max_queue=1)  # reads nothing: it answers no ping
+        await deaf.send(config)
+        await deaf.send("hello")  # an error event after ready: more than it takes in without reading
+        deadline = time.time() + 30
+        try:
+            while "ping_timeout" not in await asyncio.to_thread(counted) and time.time() < deadline:
+                await deaf.send(b"\x00" * 3200)  # it still sends, so idle time does not end it
+                await asyncio.sleep(0.2)
+        except websockets.ConnectionClosed:
+            pass
+        deaf.transport.abort()
+        return codes, too_big.close_code
+
+    try:
+        codes, too_big_code = asyncio.run(scenario())
+        assert codes == ["unauthorized", "bad_config", "bad_format", "no_broadcast", "idle", "busy"]
+        assert too_big_code == 1009
+        assert counted() == {"origin": 2, "unauthorized": 2, "bad_config": 1, "bad_format": 1, "no_broadcast": 1,
+                             "idle": 1, "busy": 1, "frame_too_big": 1, "ping_timeout": 1}
+    finally:
+        assert server.stop() == 0
+
+
+def test_viewers_who_lose_the_broadcast_are_counted_by_reason(tiny_nb, tmp_path):
+    from test_broadcast import speech_file
+
+    server = start_server(tiny_nb, "--ingest", speech_file(tmp_path, lead_s=2.0), "--ingest-realtime", "--token",
+                          "t0ken", "--ping-interval-s", 1)
+    live = f"{server.url}live?token=t0ken"
+
+    async def scenario():
+        async with websockets.connect(f"{server.url}live") as refused:  # no token
+            code = json.loads(await refused.recv())["code"]
+            await refused.wait_closed()
+        vanished = await websockets.connect(live)
+        await vanished.recv()
+        vanished.transport.abort()  # gone without a close: noticed at the next caption
+        deaf = await websockets.connect(live, max_queue=1)  # reads nothing: it answers no ping
+        async with websockets.connect(live) as honest:
+            kinds = [json.loads(m)["type"] async for m in honest]
+        deaf.transport.abort()
+        return code, kinds
+
+    try:
+        code, kinds = asyncio.run(scenario())
+        assert code == "unauthorized" and kinds[0] == "ready" and kinds[-1] == "end" and "final" in kinds
+        deadline = time.time() + 20  # a failed connection is closed (and its send raises) within the close timeout
+        while len(refusals(text := server.get("/metrics", {"Authorization": "Bearer t0ken"})[1],
+                           "streamer_dropped_viewers_total")) < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        assert refusals(text, "streamer_dropped_viewers_total") == {"connection_lost": 1, "ping_timeout": 1}
+        assert refusals(text) == {"unauthorized": 1}
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_viewer_whose_queue_fills_is_counted_as_not_reading():
+    from streamer.serve.server import CaptionServer, ServerSettings
+
+    server = CaptionServer(lambda: None, ServerSettings(ingest="unused.wav", viewer_queue=2))
+    server.broadcast.join()  # never reads
+    for k in range(5):
+        server.broadcast.publish({"type": "final", "segment": k, "text": f"ord {k}"})
+    assert refusals(server.metrics.text().decode(), "streamer_dropped_viewers_total") == {"not_reading": 1}

@@ -24,7 +24,7 @@ def model(tiny_export):
 
 def chunked(window_s: float, context_s: float) -> OfflineSettings:
     return OfflineSettings(vad=VadSettings(enabled=False),
-                           chunks=replace(OFFLINE_CHUNKS, window_ms=int(window_s * 1000),
+                           chunks=replace(OFFLINE_CHUNKS, hop_ms=int((window_s - 2 * context_s) * 1000),
                                           left_ms=int(context_s * 1000), right_ms=int(context_s * 1000)))
 
 
@@ -80,7 +80,7 @@ def test_a_long_segment_in_chunks_ends_before_the_short_one_after_it(model, tmp_
                                  "komiteen for finans og økonomi", tmp_path / "long.wav")))
     short = read_audio(str(espeak("Takk.", tmp_path / "short.wav")))
     audio = np.concatenate([silence(0.5), long, silence(1.5), short, silence(1.5), short, silence(0.5)])
-    settings = replace(OfflineSettings(), chunks=replace(OFFLINE_CHUNKS, window_ms=3000, left_ms=500, right_ms=500))
+    settings = replace(OfflineSettings(), chunks=replace(OFFLINE_CHUNKS, hop_ms=2000, left_ms=500, right_ms=500))
     segments = transcribe_array(audio, model, settings)
     assert len(segments) == 3 and len(long) > 3 * 16000
     assert [s.start_s for s in segments] == sorted(s.start_s for s in segments)

@@ -2,12 +2,14 @@
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from streamer.core.events import Final, Partial
 from streamer.core.stream import StreamSettings
+from streamer.core.windower import WindowSettings
 from streamer.serve.protocol import (CONFIG_KEYS, SETTING_LIMITS, ClientConfig, ProtocolError, decode_frame,
                                      event_message, parse_config, stream_settings)
 from streamer.text.ctc import Word
@@ -106,12 +108,11 @@ def test_settings_must_be_an_object(settings):
 def test_a_setting_a_client_may_not_choose_is_named_with_those_it_may():
     message = refused({"sample_rate": 16000, "settings": {"left_ms": 500}}, "bad_config")
     assert message == ("setting 'left_ms' is not one a client may choose: "
-                       "commit_window_ms, hop_ms, max_caption_s, pause_ms, vad_aggressiveness")
+                       "hop_ms, max_caption_s, pause_ms, vad_aggressiveness")
 
 
 @pytest.mark.parametrize("name, value", [
-    ("hop_ms", 199), ("hop_ms", 2001), ("pause_ms", 99.5), ("pause_ms", 3001), ("commit_window_ms", 3999),
-    ("commit_window_ms", 20_020), ("max_caption_s", 1.9), ("max_caption_s", 61), ("vad_aggressiveness", -1),
+    ("hop_ms", 199), ("hop_ms", 2001), ("pause_ms", 99.5), ("pause_ms", 3001), ("max_caption_s", 1.9), ("max_caption_s", 61), ("vad_aggressiveness", -1),
     ("vad_aggressiveness", 4),
     ("vad_aggressiveness", True), ("vad_aggressiveness", False), ("hop_ms", True),  # bools are not numbers
     ("hop_ms", "500"), ("hop_ms", None), ("hop_ms", [500]), ("pause_ms", {"ms": 300}),
@@ -150,12 +151,11 @@ def test_no_client_settings_leave_the_defaults():
 
 def test_client_settings_are_applied_and_nothing_else_changes():
     base = StreamSettings()
-    result = stream_settings(base, {"hop_ms": 400, "pause_ms": 500, "commit_window_ms": 12_000,
-                                    "max_caption_s": 7.5, "vad_aggressiveness": 3})
-    assert result.window.hop_ms == 400 and result.commit.pause_ms == 500 and result.commit.window_ms == 12_000
+    result = stream_settings(base, {"hop_ms": 400, "pause_ms": 500, "max_caption_s": 7.5, "vad_aggressiveness": 3})
+    assert result.commit.hop_ms == 400 and result.commit.pause_ms == 500 and result.window is None
     assert result.max_caption_s == 7.5 and result.vad.aggressiveness == 3
-    assert (result.window.left_ms, result.window.right_ms, result.window.max_hops) == (
-        base.window.left_ms, base.window.right_ms, base.window.max_hops)
+    first_pass = stream_settings(replace(base, window=WindowSettings()), {"hop_ms": 400})
+    assert first_pass.window.hop_ms == first_pass.commit.hop_ms == 400  # a first pass of its own keeps pace
     assert (result.commit.left_ms, result.commit.right_ms, result.commit.min_commit_ms) == (
         base.commit.left_ms, base.commit.right_ms, base.commit.min_commit_ms)
     assert result.vad.hangover_ms == base.vad.hangover_ms
@@ -165,8 +165,8 @@ def test_client_settings_are_applied_and_nothing_else_changes():
 
 def test_one_commit_setting_keeps_the_other():
     base = StreamSettings()
-    assert stream_settings(base, {"pause_ms": 600}).commit.window_ms == base.commit.window_ms
-    assert stream_settings(base, {"commit_window_ms": 10_000}).commit.pause_ms == base.commit.pause_ms
+    assert stream_settings(base, {"pause_ms": 600}).commit.hop_ms == base.commit.hop_ms
+    assert stream_settings(base, {"hop_ms": 1000}).commit.pause_ms == base.commit.pause_ms
 
 
 def test_settings_the_stream_cannot_take_are_a_protocol_error():
@@ -179,7 +179,7 @@ def test_settings_the_stream_cannot_take_are_a_protocol_error():
 
 @pytest.mark.parametrize("name, value", [(name, value) for name, limits in SETTING_LIMITS.items() for value in limits])
 def test_every_setting_at_its_limits_is_one_the_default_stream_takes(name, value):
-    """commit_window_ms was allowed from 4000, which the default commit context (2 + 1 + 2 s) refuses."""
+    """Every limit a client may choose is one the default stream takes (commit_window_ms once was not)."""
     stream_settings(StreamSettings(), parse_config(json.dumps({"sample_rate": 16000, "settings": {name: value}})).settings)
 
 

@@ -28,12 +28,14 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class Server:
-    def __init__(self, process: subprocess.Popen, port: int):
+    def __init__(self, process: subprocess.Popen, port: int, startup: list[str] = ()):
         self.process, self.port = process, port
         self.url = f"ws://127.0.0.1:{port}/"
+        found = [re.search(r"metrics on http://127.0.0.1:(\d+)/", line) for line in startup]
+        self.metrics_port = next((int(m.group(1)) for m in found if m), None)  # with --metrics-port
 
-    def get(self, path: str, headers: dict | None = None) -> tuple[int, str]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", headers=headers or {})
+    def get(self, path: str, headers: dict | None = None, port: int | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port or self.port}{path}", headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
@@ -49,13 +51,14 @@ class Server:
 def start_server(model_dir, *args, env=None, cwd=None) -> Server:
     command = [sys.executable, "-m", "streamer.cli", "serve", "--model", str(model_dir), "--port", "0", *map(str, args)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-    port = None
+    port, startup = None, []
     for line in process.stderr:
+        startup.append(line)
         if match := re.search(r"serving on http://127.0.0.1:(\d+)/", line):
             port = int(match.group(1))
             break
     assert port, "the server did not start"
-    server = Server(process, port)
+    server = Server(process, port, startup)
     deadline = time.time() + 120
     while server.get("/readyz")[0] != 200:
         assert time.time() < deadline and process.poll() is None, "the model did not load"

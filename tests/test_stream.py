@@ -13,7 +13,7 @@ from streamer.core.offline import transcribe_array
 from streamer.inference.onnx import OnnxModel
 from streamer.core.stream import StreamSettings
 from streamer.inference.driver import Captioner
-from streamer.core.windower import CommitSettings, Window, WindowSettings, kept_frames
+from streamer.core.windower import MAX_WORD_MS, CommitSettings, Window, WindowSettings, kept_frames
 
 from conftest import lone_logits, NPSC, espeak, silence
 
@@ -58,7 +58,7 @@ def test_finals_equal_offline_when_each_segment_fits_one_commit_window(model, sp
     segment's final is one pass over it, as offline."""
     audio = np.concatenate([silence(1.0), speech, silence(1.5), speech[:30000], silence(0.2)])
     offline = transcribe_array(audio, model)
-    settings = StreamSettings(commit=CommitSettings(window_ms=20_000, pause_ms=None))
+    settings = StreamSettings(commit=CommitSettings(left_ms=2000, right_ms=1000, hop_ms=17_000, pause_ms=None))
     streamed = [e for e in run_stream(Captioner(model, settings).stream(), audio, [4800] * 1000)
                 if isinstance(e, Final)]
     assert [f.to_json() for f in streamed] == [f.to_json() for f in offline] and len(offline) == 2
@@ -77,15 +77,16 @@ def test_partials_come_before_their_final_and_grow(model, speech):
 
 
 def test_sans_io_requests_come_most_urgent_first(model, speech):
-    """A driver that comes late (all the speech and its pause already fed) is handed the commit that ends
-    the caption first, and no partial window at all for audio that is committed by then."""
+    """A driver that comes late (all the speech and its pause already fed) is handed the commits in order,
+    the one that ends the caption last, and no window of a pass of its own for partials (they come from
+    the commits' right context)."""
     stream = Captioner(model).stream()
     stream.feed(np.concatenate([silence(0.3), speech, silence(0.4)]))
     kinds = []
     while (request := stream.next_request()) is not None:
         kinds.append(request.window.kind)
         stream.deliver(request, lone_logits(model, request))
-    assert kinds and set(kinds) == {"pause"}
+    assert kinds[-1] == "pause" and set(kinds[:-1]) <= {"commit"}
 
 
 def test_silence_noise_click_and_mid_word_end(model, speech):
@@ -127,8 +128,8 @@ def test_window_settings_errors():
         WindowSettings(hop_ms=250)
     with pytest.raises(StreamerError, match="hop_ms"):
         WindowSettings(hop_ms=0)
-    with pytest.raises(StreamerError, match="at least left_ms"):
-        CommitSettings(left_ms=2000, right_ms=1000, window_ms=4000)
+    with pytest.raises(StreamerError, match="at least min_commit_ms"):
+        CommitSettings(hop_ms=1000, min_commit_ms=2000)
     with pytest.raises(StreamerError, match="pause_ms"):
         CommitSettings(pause_ms=20)
     with pytest.raises(StreamerError, match="max_caption_s"):
@@ -161,7 +162,7 @@ def test_cli_stream_jsonl_prints_every_event_and_matches_offline_text(tiny_expor
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    one_pass = ("--commit-window-ms", "20000", "--pause-ms", "60000")  # each segment in one commit
+    one_pass = ("--commit-hop-ms", "20000", "--pause-ms", "60000", "--first-pass")  # a segment in one commit
     events = [json.loads(line) for line in run("--stream", "--format", "jsonl", *one_pass).splitlines()]
     assert {e["type"] for e in events} == {"partial", "final"}
     assert events[-1]["type"] == "final"
@@ -192,7 +193,8 @@ def test_ten_minute_monologue_keeps_memory_bounded(model, speech):
     finals_seen += [e for e in stream.finish() if isinstance(e, Final)]
     tracemalloc.stop()
     assert len(finals_seen) >= 600 / 10
-    assert kept <= settings.commit.window_ms * 16 + 16000  # a commit window and a block
+    # a commit window, one that waited for a word to end, and a block
+    assert kept <= (settings.commit.window_ms + MAX_WORD_MS) * 16 + 16000
     assert max(memory[2:]) - min(memory[2:]) < 8 * 2**20  # flat after the first minutes
     assert all(a.end_s <= b.start_s + 1e-9 for a, b in zip(finals_seen, finals_seen[1:]))
 

@@ -26,8 +26,9 @@ class LiveHls:
     once its time has passed, #EXT-X-ENDLIST only after the last), on a loopback port that stop() and
     start() close and reopen."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, window: int | None = None):
+        """window: how many of the newest segments the playlist lists (None: all of them, an event playlist)."""
+        self.folder, self.window = folder, window
         lines = (folder / "full.m3u8").read_text().splitlines()
         self.segments = [(float(line.split(":")[1].rstrip(",")), lines[i + 1])
                          for i, line in enumerate(lines) if line.startswith("#EXTINF")]
@@ -43,7 +44,10 @@ class LiveHls:
             if end <= elapsed:
                 out += [f"#EXTINF:{duration:.6f},", name]
         done = len(out) == 2 * len(self.segments)
-        head = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{int(SEGMENT_S) + 1}", "#EXT-X-MEDIA-SEQUENCE:0"]
+        first = 0 if self.window is None else max(0, len(out) // 2 - self.window)
+        out = out[2 * first:]
+        head = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{int(SEGMENT_S) + 1}",
+                f"#EXT-X-MEDIA-SEQUENCE:{first}"]
         return ("\n".join(head + out + (["#EXT-X-ENDLIST"] if done else [])) + "\n").encode()
 
     def start(self) -> None:
@@ -79,10 +83,13 @@ class LiveHls:
 
 @pytest.fixture(scope="module")
 def broadcast(tmp_path_factory):
+    return hls_broadcast(tmp_path_factory.mktemp("hls"))
+
+
+def hls_broadcast(folder: Path) -> dict:
     """About 40 s of held-out sentences with pauses, as audio-only HLS in 2 s segments; the sentences'
     texts and start times on the source's clock. Longer than the outage test runs, so the stream is still
     live when its server comes back."""
-    folder = tmp_path_factory.mktemp("hls")
     rng = np.random.default_rng(21)
     sentences = [synth.heldout_sentences()[i] for i in rng.choice(200, 16, replace=False)]
     parts, spans, t = [np.zeros(8000, np.float32)], [], 0.5
@@ -161,6 +168,10 @@ def test_a_vod_playlist_is_subtitled_with_the_speech(tiny_nb, broadcast, tmp_pat
     assert cer([" ".join(broadcast["texts"])], [shown]) <= 0.1, shown
     on_time(finals(tmp_path), broadcast)
     check_hls_subtitles(tmp_path / "hls", cues)
+    events = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    lines = [e for e in events if e["type"] == "cue"]  # a line as each cue is written, as the SRT has it
+    assert [(e["number"], round(e["start"], 2), round(e["end"], 2), tuple(e["text"].split("\n"))) for e in lines] == \
+        [(k, round(c.start_s, 2), round(c.end_s, 2), c.lines) for k, c in enumerate(cues, 1)]
 
 
 def check_hls_subtitles(folder: Path, cues: list[Cue]) -> None:
@@ -192,9 +203,10 @@ def on_time(finals_: list[dict], broadcast: dict, after_gap_s: float | None = No
     return len(finals_)
 
 
-def test_a_live_stream_outlives_an_outage_on_the_streams_clock(tiny_nb, broadcast, tmp_path):
-    """The HTTP server is killed 14 s into the stream and back 7 s later: streamer says so, reconnects, and
-    the captions before and after are on the source's clock, in files that stay valid throughout."""
+def test_an_outage_the_playlist_still_covers_loses_nothing(tiny_nb, broadcast, tmp_path):
+    """The HTTP server is killed 14 s into the stream and back 7 s later, its playlist listing every segment:
+    streamer says so, reconnects, and takes the playlist up where the audio stopped (not at the live edge),
+    so every sentence is captioned once, at its own time, in files that stay valid throughout."""
     live = LiveHls(broadcast["folder"])
     live.start()
     process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path, "--stall-s", 3,
@@ -210,18 +222,47 @@ def test_a_live_stream_outlives_an_outage_on_the_streams_clock(tiny_nb, broadcas
         live.start()
 
     err = run_through(process, live, outage)
-    grew = grew[0]
     assert "retrying" in err and "cannot connect" in err or "no audio" in err, err
+    assert "taking up the playlist" in err and "was missed" not in err, err
     cues = check_files(tmp_path)
     assert all(a.start_s <= b.start_s for a, b in zip(cues, cues[1:]))
-    finals_ = finals(tmp_path)
-    gaps = [e for e in map(json.loads, (tmp_path / "live.jsonl").read_text().splitlines()) if e["type"] == "gap"]
-    assert len(gaps) == 1 and 10 <= gaps[0]["start"] < gaps[0]["end"] <= 30, gaps  # back at the live edge
-    assert "was missed" in err
-    assert grew >= 1 and on_time(finals_, broadcast, after_gap_s=gaps[0]["end"]) > grew
-    last_start = broadcast["spans"][-1][0]
-    assert max(f["words"][0]["start"] for f in finals_) >= last_start - 0.6  # the last sentence, at its own time
-    inside = [w for f in finals_ for w in f["words"] if gaps[0]["start"] < w["start"] < gaps[0]["end"] - 0.1]
+    shown = " ".join(" ".join(c.lines) for c in cues)
+    assert cer([" ".join(broadcast["texts"])], [shown]) <= 0.1, shown  # nothing lost, nothing twice
+    events = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    assert not [e for e in events if e["type"] == "gap"]
+    assert grew[0] >= 1 and on_time(finals(tmp_path), broadcast) > grew[0]
+
+
+def test_audio_gone_from_the_playlist_is_a_gap_in_time_order(tiny_nb, broadcast, tmp_path):
+    """A sliding playlist of three segments (6 s) and an outage of 12 s: what the playlist no longer lists is
+    gone, and only that is a gap. Its line comes after the final before it, which ends where the gap begins;
+    the captions before and after are on the source's clock and nothing is captioned inside the gap."""
+    live = LiveHls(broadcast["folder"], window=3)
+    live.start()
+    process = subtitle(f"http://127.0.0.1:{live.port}/live.m3u8", tiny_nb, tmp_path, "--stall-s", 3,
+                       "--retry-s", 60, "--live")
+
+    def outage():
+        time.sleep(12)
+        live.stop()
+        time.sleep(12)
+        live.start()
+
+    err = run_through(process, live, outage)
+    assert "was missed" in err, err
+    check_files(tmp_path)
+    events = [json.loads(line) for line in (tmp_path / "live.jsonl").read_text().splitlines()]
+    gaps = [i for i, e in enumerate(events) if e["type"] == "gap"]
+    assert len(gaps) == 1, events
+    gap = events[gaps[0]]
+    assert 8 <= gap["start"] and gap["end"] - gap["start"] >= 2, gap
+    finals_ = [(i, e) for i, e in enumerate(events) if e["type"] == "final"]
+    before = [e for i, e in finals_ if e["start"] < gap["start"]]
+    assert before and all(i < gaps[0] for i, e in finals_ if e["start"] < gap["start"])  # in time order
+    assert all(e["end"] <= gap["start"] for e in before), (before[-1], gap)  # no overlap
+    assert all(e["start"] >= gap["end"] - 0.5 for i, e in finals_ if i > gaps[0])
+    on_time([e for _, e in finals_], broadcast, after_gap_s=gap["end"])
+    inside = [w for _, f in finals_ for w in f["words"] if gap["start"] < w["start"] < gap["end"] - 0.1]
     assert not inside, inside  # nothing is captioned in the gap
 
 
@@ -282,3 +323,41 @@ def test_the_progress_line_says_input_time_cues_and_lag(capsys):
     progress = Progress(enabled=True)
     progress.show(3725.4, 12, 1.26)
     assert "input 1:02:05 · 12 cues written · captions 1.3 s behind the input" in capsys.readouterr().err
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 16 KiB file system of our own (tmpfs), which fills up while subtitles are written."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root (CAP_SYS_ADMIN)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_captions_so_far(tiny_nb, broadcast, small_disk):
+    """The JSONL (partials and finals) fills the disk part-way through: `subtitle` stops with one line that
+    names the file and says the disk is full; every file it wrote ends at a whole line or cue (the half
+    written is cut off), and the SRT and WebVTT hold the cues of every final the JSONL holds."""
+    process = subtitle(str(broadcast["folder"] / "speech.wav"), tiny_nb, small_disk)
+    _, err = process.communicate(timeout=240)
+    assert process.returncode == 2 and "Traceback" not in err, err
+    assert "live.jsonl" in err.splitlines()[-1] and "no space left" in err.lower(), err
+    lines = (small_disk / "live.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]  # every line whole
+    said = [w["word"] for e in events if e["type"] == "final" for w in e["words"]]
+    assert said, events
+    from_srt, from_vtt = parsed_cues(small_disk)
+    assert [" ".join(c.lines) for c in from_srt] == [" ".join(c.lines) for c in from_vtt]
+    assert " ".join(" ".join(c.lines) for c in from_srt).split() == said
+
+
+def test_a_reconnect_starts_far_enough_back_in_the_playlist():
+    from streamer.sources.live import resume_index
+
+    six = [2.0] * 6
+    assert resume_index(six, 0.5) == -3  # never nearer the edge than ffmpeg's own start
+    assert resume_index(six, 6.5) == -5  # four segments cover 6.5 s, one more for the one being read
+    assert resume_index(six, 30.0) == 0  # the playlist does not reach back that far: its first segment
+    assert resume_index([2.0] * 40, 30.0) == -16

@@ -131,11 +131,14 @@ def test_partial_windows_never_overlap_and_only_counted_hops_are_missing(left_ms
 
 # ---- second pass
 
+EIGHT_S = CommitSettings(left_ms=2000, right_ms=1000, hop_ms=5000, min_commit_ms=2000)  # 8 s windows
+
+
 def test_commit_in_speech_window_and_when_it_is_due():
-    commits = CommitPass(CommitSettings(), XLSR)  # left 2 s, right 1 s, window 8 s, min commit 2 s
-    assert commits.due_at() == 128_000
+    commits = CommitPass(EIGHT_S, XLSR)
+    assert commits.due_at() == 96_000  # window − left of audio waits: at the start the window is shorter
     window = commits.in_speech()
-    assert window == Window(0, 128_000, 0, 112_000, "commit")  # left context clipped at 0
+    assert window == Window(0, 96_000, 0, 80_000, "commit")
     assert commits.search_from(window) == 32_000  # a cut at least min_commit_ms on
     commits.advance(100_000)
     assert commits.due_at() == 100_000 - 32_000 + 128_000
@@ -146,15 +149,15 @@ def test_commit_in_speech_window_and_when_it_is_due():
 
 
 def test_commit_without_min_commit_cuts_right_before_the_right_context():
-    commits = CommitPass(CommitSettings(left_ms=3000, right_ms=3000, window_ms=30_000, min_commit_ms=None,
+    commits = CommitPass(CommitSettings(left_ms=3000, right_ms=3000, hop_ms=24_000, min_commit_ms=None,
                                         pause_ms=None), XLSR)
     window = commits.in_speech()
-    assert window == Window(0, 480_000, 0, 432_000, "commit")
+    assert window == Window(0, 432_000, 0, 384_000, "commit")  # 27 s: no left context at the start
     assert commits.search_from(window) == window.keep_to
 
 
 def test_commit_at_a_pause_cuts_in_its_middle_on_a_frame_boundary():
-    commits = CommitPass(CommitSettings(), XLSR)
+    commits = CommitPass(EIGHT_S, XLSR)
     window = commits.at_pause(48_000, 52_800)  # middle 50_400, down to a frame: 50_240
     assert window == Window(0, 52_800, 0, 50_240, "pause")
     assert window.keep_to % STRIDE == 0
@@ -162,21 +165,21 @@ def test_commit_at_a_pause_cuts_in_its_middle_on_a_frame_boundary():
 
 
 def test_commit_at_a_short_pause_widens_the_window_to_the_least_right_context():
-    commits = CommitPass(CommitSettings(), XLSR)
+    commits = CommitPass(EIGHT_S, XLSR)
     window = commits.at_pause(1000, 1100)
     assert window == Window(0, 960 + 320, 0, 960, "pause")
     assert kept_frames(window, XLSR.n_frames(window.end_sample), STRIDE) == (0, 3)
 
 
 def test_commit_at_a_pause_before_what_is_committed_never_cuts_back():
-    commits = CommitPass(CommitSettings(), XLSR)
+    commits = CommitPass(EIGHT_S, XLSR)
     commits.advance(60_000)
     window = commits.at_pause(50_000, 56_000)
     assert window == Window(28_000, 60_320, 60_000, 60_000, "pause")  # nothing new is kept
 
 
 def test_commit_at_end_keeps_every_frame_to_the_end():
-    commits = CommitPass(CommitSettings(), XLSR)
+    commits = CommitPass(EIGHT_S, XLSR)
     assert commits.at_end(20_000) == Window(0, 20_000, 0, 20_000, "final")
     commits.advance(100_000)
     window = commits.at_end(150_000)
@@ -209,12 +212,12 @@ def test_window_settings_errors_say_what_is_allowed(kwargs, message):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(window_ms=8010), "commit window window_ms must be a non-negative multiple of 20 ms, not 8010"),
+    (dict(hop_ms=510), "commit window hop_ms must be a non-negative multiple of 20 ms, not 510"),
     (dict(left_ms=1990), "commit window left_ms must be a non-negative multiple of 20 ms, not 1990"),
     (dict(min_commit_ms=-20), "commit window min_commit_ms must be a non-negative multiple of 20 ms, not -20"),
-    (dict(window_ms=4980), "commit window_ms (4980) must be at least left_ms + right_ms + min_commit_ms (5000)"),
-    (dict(left_ms=0, right_ms=0, window_ms=0, min_commit_ms=None),
-     "commit window_ms (0) must be at least left_ms + right_ms + min_commit_ms (20)"),
+    (dict(hop_ms=480, min_commit_ms=500), "commit hop_ms (480) must be at least min_commit_ms and 20 ms (500)"),
+    (dict(left_ms=0, right_ms=0, hop_ms=0, min_commit_ms=None),
+     "commit hop_ms (0) must be at least min_commit_ms and 20 ms (20)"),
     (dict(pause_ms=20), "pause_ms must be at least 40 ms (or None), not 20"),
 ])
 def test_commit_settings_errors_say_what_is_allowed(kwargs, message):
@@ -225,6 +228,6 @@ def test_commit_settings_errors_say_what_is_allowed(kwargs, message):
 
 def test_settings_at_their_limits_are_accepted():
     WindowSettings(left_ms=0, hop_ms=20, right_ms=0, max_hops=1)
-    CommitSettings(window_ms=5000)
-    CommitSettings(left_ms=0, right_ms=0, window_ms=20, min_commit_ms=None, pause_ms=None)
+    CommitSettings(hop_ms=20)
+    CommitSettings(left_ms=0, right_ms=0, hop_ms=20, min_commit_ms=None, pause_ms=None)
     CommitSettings(pause_ms=40)

@@ -8,11 +8,17 @@ and the next one starts a little later when it does not (at most ``max_delay_s``
 word; faster speech than that shows faster). Cues never overlap. A word longer than a line is
 hyphenated across lines, and a word held longer than ``max_duration_s`` still gives a cue of at
 most that long. Pure: words in, cues out; ``CueWriter`` numbers them across a stream's finals.
+
+Live, ``LiveCues`` makes the cues of a caption from its stable words as they settle, before its final:
+a cue is written when the next word would not fit its lines, a pause or a phrase ends it, or its first
+word has waited ``max_hold_s`` of speech for more; the caption's final writes the rest. Written cues
+never change, so they are what a viewer sees within about a second or two of the words.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Sequence
 
 from ..text.ctc import Word
 from ..errors import StreamerError
@@ -33,8 +39,11 @@ class CueSettings:
     max_cps: float = 17.0  # characters per second a viewer reads
     max_gap_s: float = 1.0  # a pause this long between words starts a new cue
     max_delay_s: float = 1.0  # how much later than its first word a cue may start to give the one before time
+    max_hold_s: float = 1.0  # live: a cue is written once its first word has waited this long (speech time)
 
     def __post_init__(self) -> None:
+        if self.max_hold_s < 0:
+            raise StreamerError("cues need max_hold_s ≥ 0")
         if self.max_line_chars < 8 or self.max_lines < 1:
             raise StreamerError("cues need max_line_chars ≥ 8 and max_lines ≥ 1")
         if not 0 < self.min_duration_s <= self.max_duration_s:
@@ -225,6 +234,14 @@ class CueWriter:
         self.count += len(cues)
         return cues
 
+    def cue_groups(self, groups: list[list[Word]], count: int) -> list[Cue]:
+        """Cues of the first count groups (timed knowing the group after them, if any), counted."""
+        cues = time_cues(groups, self.settings, self.last_end_s)[:count]
+        if cues:
+            self.last_end_s = cues[-1].end_s
+        self.count += len(cues)
+        return cues
+
     def text(self, cues: list[Cue], fmt: str | None = None) -> str:
         """The text of the cues cues() gave last (SRT numbers them on from the cues before), in fmt: "srt"
         or "vtt", the writer's own by default."""
@@ -235,3 +252,45 @@ class CueWriter:
     def segment(self, words: list[Word]) -> str:
         """The next cues' text in the writer's format."""
         return self.text(self.cues(words))
+
+
+class LiveCues:
+    """Cues of a live stream's captions, made from stable words as they settle (see the module doc).
+
+    stable(caption, words) takes a partial's stable words, final(caption, words) the caption's final;
+    both return the cues they complete, counted by the CueWriter. A newer caption's stable words wait
+    until the final of the one before (its cues come first)."""
+
+    def __init__(self, writer: CueWriter):
+        self.writer, self.settings = writer, writer.settings
+        self._caption: int | None = None  # the caption being cued
+        self._done = 0  # its word pieces already in cues
+        self._finished = -1  # the newest caption whose final came
+
+    def stable(self, caption: int, words: Sequence[Word]) -> list[Cue]:
+        if caption <= self._finished or not words:
+            return []
+        if self._caption is None:
+            self._caption, self._done = caption, 0
+        if caption != self._caption:
+            return []
+        # the newest stable word may still gain a full stop or join the next: it is held back
+        pieces = split_long_words(list(words[:-1]), self.settings.max_line_chars)
+        return self._cue(pieces[self._done:], horizon_s=words[-1].end_s)
+
+    def final(self, caption: int, words: Sequence[Word]) -> list[Cue]:
+        done = self._done if caption == self._caption else 0
+        self._caption, self._done, self._finished = None, 0, caption
+        pieces = split_long_words(list(words), self.settings.max_line_chars)
+        return self._cue(pieces[done:], horizon_s=None)
+
+    def _cue(self, pieces: list[Word], horizon_s: float | None) -> list[Cue]:
+        """horizon_s: how far speech has settled (None: the caption is final, every group is complete)."""
+        if not pieces:
+            return []
+        groups = group_words(pieces, self.settings)
+        ready = len(groups) - 1 if horizon_s is not None else len(groups)
+        if horizon_s is not None and horizon_s - groups[-1][0].end_s >= self.settings.max_hold_s:
+            ready += 1  # its first word has waited long enough
+        self._done += sum(len(group) for group in groups[:ready])
+        return self.writer.cue_groups(groups, ready) if ready else []

@@ -28,7 +28,7 @@ def add_subtitle_parser(commands) -> None:
     add_runner_options(subtitle)
     subtitle.add_argument("--srt", type=Path, metavar="FILE", help="SubRip subtitles")
     subtitle.add_argument("--vtt", type=Path, metavar="FILE", help="WebVTT subtitles")
-    subtitle.add_argument("--jsonl", type=Path, metavar="FILE", help="every event (partial, final, gap), a line each")
+    subtitle.add_argument("--jsonl", type=Path, metavar="FILE", help="every event (partial, final, cue when a cue is written, gap), a line each")
     subtitle.add_argument("--hls-dir", type=Path, metavar="DIR",
                           help="segmented WebVTT for HLS players: numbered .vtt files and subtitles.m3u8")
     subtitle.add_argument("--hls-segment-s", type=float, default=6.0, help="length of an HLS subtitle segment (default 6)")
@@ -50,6 +50,10 @@ def add_subtitle_parser(commands) -> None:
     group.add_argument("--max-cue-s", type=float, default=cues.max_duration_s, help=f"(default {cues.max_duration_s:g})")
     group.add_argument("--max-cps", type=float, default=cues.max_cps,
                        help=f"characters per second a viewer reads (default {cues.max_cps:g})")
+    group.add_argument("--max-hold-s", type=float, default=cues.max_hold_s,
+                       help="a cue is written once its first word has waited this long for more words (speech "
+                            f"time): shorter keeps subtitles closer to the speaker, longer fills the lines "
+                            f"(default {cues.max_hold_s:g})")
     add_stream_options(subtitle)
 
 
@@ -58,8 +62,8 @@ def add_serve_parser(commands) -> None:
         "serve", help="websocket caption server with the browser client at /",
         description="Caption many live streams on one model: websocket clients send a JSON config, then audio "
                     "frames, then {\"type\": \"eof\"}; partial and final events come back. On the same port: / "
-                    "(the browser client), /healthz, /readyz, /metrics. SIGTERM ends every stream with its last "
-                    "finals, then exits.")
+                    "(the browser client), /healthz, /readyz, /metrics (unless --metrics-port). SIGTERM ends every "
+                    "stream with its last finals, then exits.")
     add_runner_options(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -76,6 +80,12 @@ def add_serve_parser(commands) -> None:
     serve.add_argument("--public-metrics", action="store_true",
                        help="serve /metrics without the token (by default a server with a token asks for it there "
                             "too, as Authorization: Bearer TOKEN or ?token=)")
+    serve.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve /metrics (without the token), /healthz and /readyz on this port instead, for a "
+                            "scraper on a private network; the main port then has no /metrics (0 picks a free one)")
+    serve.add_argument("--metrics-host", metavar="HOST",
+                       help="the metrics port's address, with --metrics-port (default 127.0.0.1: this machine only; "
+                            "an address on a private network for a scraper elsewhere)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="a web page origin allowed to connect besides the server's own (repeatable; * for any)")
     broadcast = serve.add_argument_group(
@@ -121,7 +131,8 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     for flag, path in (("--srt", args.srt), ("--vtt", args.vtt), ("--jsonl", args.jsonl)):
         if path is not None:
             check_not_input(path, args.input, flag)
-    cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps)
+    cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps,
+                       max_hold_s=args.max_hold_s)
     stop = threading.Event()
     progress = Progress(enabled=not args.no_progress and sys.stderr.isatty())
     source = LiveSource(args.input, IngestSettings(args.realtime, args.live, args.retry_s, args.stall_s),
@@ -137,12 +148,12 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
             skipped.position += len(block)
             if files.hls is not None and source.origin_pts_s is not None:
                 files.hls.origin_pts_s = source.origin_pts_s
+            for gap in source.gaps[gaps:]:
+                files.gap(gap.start_s, gap.end_s, gap.reason)
+            gaps = len(source.gaps)
             for event in until_error(stream.accept(block)):
                 files.event(event)
-            for gap in source.gaps[gaps:]:
-                files.note({"type": "gap", "start": round(gap.start_s, 3), "end": round(gap.end_s, 3),
-                            "reason": gap.reason})
-            gaps = len(source.gaps)
+            files.settled(stream.settled_s())
             progress.show(source.position_s, files.cue_count, source.position_s - files.final_end_s)
         for event in until_error(stream.finish()):
             files.event(event)
@@ -163,8 +174,7 @@ class Skipped:
     def gap(self, seconds: float) -> None:
         start_s = self.position / 16000
         self.progress.log(f"captions fell behind: skipped {seconds:.1f} s of audio at {start_s:.1f} s (--max-lag-s)")
-        self.files.note({"type": "gap", "start": round(start_s, 3), "end": round(start_s + seconds, 3),
-                         "reason": "captions fell behind: audio skipped (--max-lag-s)"})
+        self.files.gap(start_s, start_s + seconds, "captions fell behind: audio skipped (--max-lag-s)")
 
 
 class Progress:
@@ -203,6 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
                               max_lag_s=args.max_lag_s, ping_interval_s=args.ping_interval_s, token=args.token or None,
                               allowed_origins=tuple(args.allow_origin), public_metrics=args.public_metrics,
+                              metrics_port=args.metrics_port, metrics_host=args.metrics_host,
                               batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8),
                               ingest=args.ingest, ingest_settings=IngestSettings(realtime=args.ingest_realtime),
                               video_url=args.video_url, viewer_queue=args.viewer_queue, max_viewers=args.max_viewers)

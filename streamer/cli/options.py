@@ -82,25 +82,32 @@ def decoder_settings(args: argparse.Namespace):
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
     from ..core.stream import StreamSettings
 
-    w, c, d = StreamSettings().window, StreamSettings().commit, StreamSettings()
+    from ..core.windower import WindowSettings
+
+    w, c, d = WindowSettings(), StreamSettings().commit, StreamSettings()
     add_decoder_options(parser)
     add_text_options(parser)
     parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
                         help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
     parser.add_argument("--no-vad", action="store_true", help="always-on audio: treat everything as speech")
     group = parser.add_argument_group(
-        "streaming windows", "a fast first pass makes the partial's changing tail; a second pass with wider context "
-                             "commits stable text and finals (see benchmarks/RESULTS.md for the trade-offs)")
-    group.add_argument("--left-ms", type=int, default=w.left_ms, help=f"first pass left context (default {w.left_ms})")
-    group.add_argument("--hop-ms", type=int, default=w.hop_ms,
-                       help=f"first pass hop: a partial per hop of audio (default {w.hop_ms})")
-    group.add_argument("--right-ms", type=int, default=w.right_ms, help=f"first pass right context (default {w.right_ms})")
+        "streaming windows", "in speech a commit runs every --commit-hop-ms with left and right context: its "
+                             "words are stable (never revised) and its right context is the partial's tail; stable "
+                             "text trails the speech by about the right context plus half a hop plus compute, and "
+                             "the model sees (left + hop + right) / hop times the audio (benchmarks/RESULTS.md)")
+    group.add_argument("--commit-hop-ms", type=int, default=c.hop_ms,
+                       help=f"a commit and a partial per this much speech (default {c.hop_ms})")
     group.add_argument("--commit-left-ms", type=int, default=c.left_ms,
-                       help=f"second pass left context (default {c.left_ms})")
+                       help=f"context before the committed audio (default {c.left_ms})")
     group.add_argument("--commit-right-ms", type=int, default=c.right_ms,
-                       help=f"second pass right context: stable text trails speech by at least this (default {c.right_ms})")
-    group.add_argument("--commit-window-ms", type=int, default=c.window_ms,
-                       help=f"in speech without pauses a commit runs when this much audio waits (default {c.window_ms})")
+                       help="context after it: more is more accurate, less keeps stable text closer to the speech "
+                            f"(default {c.right_ms})")
+    group.add_argument("--first-pass", action="store_true",
+                       help="partials from a first pass of their own (--left-ms, --hop-ms, --right-ms): sooner "
+                            "partials for more compute")
+    group.add_argument("--left-ms", type=int, default=w.left_ms, help=f"first pass left context (default {w.left_ms})")
+    group.add_argument("--hop-ms", type=int, default=w.hop_ms, help=f"first pass hop (default {w.hop_ms})")
+    group.add_argument("--right-ms", type=int, default=w.right_ms, help=f"first pass right context (default {w.right_ms})")
     group.add_argument("--pause-ms", type=int, default=c.pause_ms,
                        help=f"a pause this long commits the speech before it and ends the caption (default {c.pause_ms})")
     group.add_argument("--max-caption-s", type=float, default=d.max_caption_s,
@@ -131,8 +138,9 @@ def stream_settings(args: argparse.Namespace):
 
     settings = with_vad_options(StreamSettings(), args)
     commit = replace(settings.commit, left_ms=args.commit_left_ms, right_ms=args.commit_right_ms,
-                     window_ms=args.commit_window_ms, pause_ms=args.pause_ms)
-    return replace(settings, window=WindowSettings(args.left_ms, args.hop_ms, args.right_ms), commit=commit,
+                     hop_ms=args.commit_hop_ms, pause_ms=args.pause_ms)
+    window = WindowSettings(args.left_ms, args.hop_ms, args.right_ms) if args.first_pass else None
+    return replace(settings, window=window, commit=commit,
                    max_caption_s=args.max_caption_s, decoder=decoder_settings(args), text=text_settings(args))
 
 

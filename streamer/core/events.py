@@ -17,6 +17,7 @@ class Partial:
     start_s: float
     end_s: float
     raw_text: str | None = None  # the model's words, when text is written form
+    stable_words: tuple[Word, ...] = ()  # the stable prefix as timed words (not sent on the wire)
 
     @property
     def raw(self) -> str:

@@ -2,7 +2,7 @@
 
 The same frame-level machinery as streaming at other settings: a stream with no partial pass whose
 commit windows are 30 s long with 3 s of context on each side (``OFFLINE_CHUNKS``), so a segment up
-to 30 s runs through the model in one pass, and a longer one in chunks joined at the frame level
+to 27 s (no left context at its start) runs through the model in one pass, and a longer one in chunks joined at the frame level
 before the CTC collapse. Memory stays bounded by one chunk of audio. One final per speech segment.
 """
 
@@ -22,7 +22,7 @@ from .vad import VadSettings
 from .windower import CommitSettings
 from ..text.written import TextSettings
 
-OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, window_ms=30_000, min_commit_ms=None, pause_ms=None)
+OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, hop_ms=24_000, min_commit_ms=None, pause_ms=None)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ or in speech without pauses at the first word boundary committed after ``max_cap
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .. import SAMPLE_RATE
-from ..text.ctc import best_path, words_text
+from ..text.ctc import Word, best_path, words_text
 from ..text.decoder import DecoderSettings, make_decoder
 from ..errors import StreamerError
 from .events import Error, Final, Partial
@@ -44,7 +44,8 @@ from ..text.written import CaptionText, TextSettings, make_writer
 @dataclass(frozen=True)
 class StreamSettings:
     vad: VadSettings = VadSettings()
-    window: WindowSettings | None = WindowSettings()  # first pass (partials); None: no partials
+    window: WindowSettings | None = None  # a first pass of its own for partials; None: partials come from the
+    # commits' right context (one pass: a commit runs every hop of speech anyway)
     commit: CommitSettings = CommitSettings()  # second pass (stable text, finals)
     max_caption_s: float = 10.0  # in speech without pauses a caption ends at the next word boundary after this
     decoder: DecoderSettings = DecoderSettings()  # greedy, or beam search with a language model (committed text)
@@ -64,6 +65,8 @@ class Recognizer:
         for is made here (None for greedy decoding)."""
         self.info, self.settings = info, settings
         self.decoder = decoder if decoder is not None else make_decoder(info, settings.decoder)
+        if self.decoder is not None:
+            self.settings = replace(settings, commit=settings.commit.for_beam_search())
         self.writer = make_writer(settings.text, settings.decoder.hotwords)
 
     def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
@@ -174,6 +177,12 @@ class Stream:
         waiting = [s.length - s.commit.window.end_sample for s in self._segments.values() if s.commit is not None]
         return max(waiting, default=0) / self._rate
 
+    def settled_s(self) -> float:
+        """Audio time before which every caption is final and no new one can begin: the start of the oldest
+        speech segment still open, or where the VAD could still open one."""
+        open_from = [s.start_sample for s in self._segments.values()]
+        return min(open_from + [self.gate.undecided_from]) / self._rate
+
     @property
     def dropped_hops(self) -> int:
         """Partial hops skipped because the driver fell behind (their audio is still committed)."""
@@ -241,6 +250,8 @@ class Stream:
         if window.kind == "commit":
             lo = (segment.commits.search_from(window) - window.start_sample) // segment.stride
             cut = cut_between_words(ids, self.recognizer.info.vocab, lo, last)
+            if cut is None and self._letters(ids[first:last]) and segment.commits.postpone(window):
+                return self._postponed(segment, window, ids, probs, first)
             at_word_boundary, cut = cut is not None, last if cut is None else cut
         else:  # a pause is silence, a final the end of the speech: both end words
             cut, at_word_boundary = last, True
@@ -255,12 +266,24 @@ class Stream:
         if segment.partials is not None:
             segment.partials.skip_to(cut_sample)
         segment.track.drop_before(cut_sample // segment.stride)
+        if window.kind == "commit" and window.end_sample // segment.stride >= segment.track.end:
+            segment.track.write(cut_sample // segment.stride, ids[cut:], probs[cut:])  # its right context: a partial
         events = self._caption_after_commit(segment, window.kind, at_word_boundary, cut_sample)
         if window.kind == "final":
             self._forget(segment)
             return events
         segment.drop_unneeded_audio()
         return events + self._schedule(segment)
+
+    def _letters(self, ids: np.ndarray) -> bool:
+        return bool(self.recognizer.info.vocab.text_mask()[ids].any())
+
+    def _postponed(self, segment: Segment, window: Window, ids: np.ndarray, probs: np.ndarray, first: int) -> list:
+        """A commit that would cut a word: nothing is committed; its frames still show as the partial's tail."""
+        segment.commit = None
+        if window.end_sample // segment.stride >= segment.track.end:
+            segment.track.write(window.keep_from // segment.stride, ids[first:], probs[first:])
+        return self._partial(segment) + self._schedule(segment)
 
     def _caption_after_commit(self, segment: Segment, kind: str, at_word_boundary: bool, cut_sample: int) -> list:
         caption = segment.caption
@@ -299,9 +322,12 @@ class Stream:
         start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
         end_s = (segment.start_sample + segment.decoded_end) / self._rate
         number = self._number(caption) if raw else caption.number
-        text, stable_chars = self.text.partial(number, words, stable)
+        text, stable_words = self.text.partial_words(number, words, stable)
+        stable_chars = len(" ".join(w.word for w in stable_words)) if self.recognizer.writer else len(words_text(stable))
         return [Partial(number, text, stable_chars, start_s, max(start_s, end_s),
-                        None if self.recognizer.writer is None else raw)]
+                        None if self.recognizer.writer is None else raw,
+                        tuple(Word(w.word, w.start_s + start_s, w.end_s + start_s, w.confidence, w.raw)
+                              for w in stable_words))]
 
     def _number(self, caption: Caption) -> int:
         """Captions are numbered from 0 as they first show text."""

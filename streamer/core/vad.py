@@ -79,6 +79,13 @@ class VadGate:
         self._unvoiced_run = 0
         self._pending: deque[tuple[np.ndarray, bool]] = deque(maxlen=self._pending_frames())
 
+    @property
+    def undecided_from(self) -> int:
+        """The first sample a segment that has not opened yet could still start at (pre-roll and onset
+        frames held back, and the part of a frame not yet judged)."""
+        held = sum(len(frame) for frame, _ in self._pending) if not self._in_speech else 0
+        return self._next_sample - held
+
     def _pending_frames(self) -> int:
         s = self.settings
         return s.frames(s.pre_roll_ms) + s.frames(s.onset_ms)

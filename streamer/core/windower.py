@@ -5,11 +5,12 @@ the model sees all of it, only the kept frames are used, joined to the frames ke
 before the CTC collapse (as the Hugging Face chunked pipeline does), so a word across a join is
 neither lost nor doubled.
 
-- ``PartialPass`` (first pass): one window per hop of audio with little context; its frames are the
-  partial's unstable tail, fast and cheap.
-- ``CommitPass`` (second pass): windows with offline-sized context whose frames are kept for good:
-  at a pause, when ``window_ms`` of audio waits (cut at a word boundary), and at the end of the
-  segment. Committed text is the stable text, and finals are made of it only.
+- ``PartialPass`` (an optional first pass): one window per hop of audio with little context; its
+  frames are the partial's unstable tail.
+- ``CommitPass``: windows with enough context to be kept for good: at a pause, every ``hop_ms`` of
+  speech (cut at a word boundary), and at the end of the segment. Committed text is the stable
+  text, and finals are made of it only; the frames of a commit's right context are the partial's
+  tail, so one pass gives both (a first pass of its own is optional).
 - The offline path is a ``CommitPass`` with 30 s windows and 3 s of context.
 
 Pure and deterministic: windows depend only on the audio's length and on what was committed, never
@@ -19,12 +20,14 @@ on how the audio arrived. Right context shorter than the model needs for its las
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import StreamerError
 from ..model.geometry import FrameGeometry
 
 FRAME_MS = 20  # wav2vec2 frame stride: window edges fall on frame boundaries
+BEAM_COMMIT_MS = 2000  # with beam search, commits in speech run every 2 s and cut at least 2 s on
+MAX_WORD_MS = 3000  # a commit in speech waits for a word to end at most this long past the committed end
 
 
 def check_ms(owner: str, **values: int | None) -> None:
@@ -52,24 +55,39 @@ class WindowSettings:
 
 @dataclass(frozen=True)
 class CommitSettings:
-    """The second pass (stable text, finals), and with other values the offline chunks."""
+    """The commits (stable text, finals; and partials from their right context), and with other values the
+    offline chunks. A window is left | kept | right: in speech a commit runs when hop_ms of audio waits past
+    the committed end and the right context, so stable text trails the speech by about right_ms plus half a
+    hop plus compute, and the model sees (left + hop + right) / hop times the audio."""
 
-    left_ms: int = 2000  # context before the committed frames
-    right_ms: int = 1000  # context after them
-    window_ms: int = 8000  # in speech without pauses a commit runs when this much audio waits
-    min_commit_ms: int | None = 2000  # the cut is the last word boundary at least this far on;
+    left_ms: int = 1500  # context before the committed frames
+    right_ms: int = 800  # context after them
+    hop_ms: int = 700  # in speech a commit (and a partial) per this much audio
+    min_commit_ms: int | None = 0  # the cut is the last word boundary at least this far (and a frame) on;
     # None: cut exactly right_ms before the window's end (offline chunks)
     pause_ms: int | None = 300  # a VAD pause this long after speech commits up to its middle; None: never
 
     def __post_init__(self) -> None:
-        check_ms("commit window", left_ms=self.left_ms, right_ms=self.right_ms, window_ms=self.window_ms,
+        check_ms("commit window", left_ms=self.left_ms, right_ms=self.right_ms, hop_ms=self.hop_ms,
                  min_commit_ms=self.min_commit_ms)
-        least = self.left_ms + self.right_ms + max(self.min_commit_ms or 0, FRAME_MS)
-        if self.window_ms < least:
-            raise StreamerError(f"commit window_ms ({self.window_ms}) must be at least left_ms + right_ms + "
-                                f"min_commit_ms ({least})")
+        least = max(self.min_commit_ms or 0, FRAME_MS)
+        if self.hop_ms < least:
+            raise StreamerError(f"commit hop_ms ({self.hop_ms}) must be at least min_commit_ms and {FRAME_MS} ms "
+                                f"({least})")
         if self.pause_ms is not None and self.pause_ms < 2 * FRAME_MS:
             raise StreamerError(f"pause_ms must be at least {2 * FRAME_MS} ms (or None), not {self.pause_ms}")
+
+    @property
+    def window_ms(self) -> int:
+        return self.left_ms + self.hop_ms + self.right_ms
+
+    def for_beam_search(self) -> "CommitSettings":
+        """Commits of at least BEAM_COMMIT_MS: a beam search decodes each commit's words with the language
+        model as they are committed, and shorter ones lose accuracy (benchmarks/RESULTS.md). Offline chunks
+        (min_commit_ms None) are left as they are."""
+        if self.min_commit_ms is None:
+            return self
+        return replace(self, hop_ms=max(self.hop_ms, BEAM_COMMIT_MS), min_commit_ms=max(self.min_commit_ms, BEAM_COMMIT_MS))
 
 
 @dataclass(frozen=True)
@@ -149,14 +167,18 @@ class CommitPass:
         self.window_len = samples(settings.window_ms, geometry)
         self.min_commit = None if settings.min_commit_ms is None else samples(settings.min_commit_ms, geometry)
         self.pause = None if settings.pause_ms is None else samples(settings.pause_ms, geometry)
+        self.hop, self.max_word = samples(settings.hop_ms, geometry), samples(MAX_WORD_MS, geometry)
         self.committed_end = 0
+        self.postponed_to = 0  # a commit that found a word still going waits for this much audio
 
     def _start(self) -> int:
         return max(0, self.committed_end - self.left)
 
     def due_at(self) -> int:
-        """Audio length at which speech without a pause forces a commit."""
-        return self._start() + self.window_len
+        """Audio length at which speech without a pause forces a commit: window_ms − left_ms of audio past
+        the committed end (at a segment's start, where there is less left context, the window is shorter
+        rather than later), or a hop past a window that ended inside a word."""
+        return max(self.committed_end + self.window_len - self.left, self.postponed_to)
 
     def in_speech(self) -> Window:
         """The forced commit: its cut is the last word boundary in [search_from, keep_to]."""
@@ -164,7 +186,9 @@ class CommitPass:
         return Window(self._start(), end, self.committed_end, end - self.right, "commit")
 
     def search_from(self, window: Window) -> int:
-        return window.keep_to if self.min_commit is None else window.keep_from + self.min_commit
+        """Where the cut's word boundary is looked for from: at least one frame on, so a commit always
+        advances."""
+        return window.keep_to if self.min_commit is None else window.keep_from + max(self.min_commit, self.stride)
 
     def at_pause(self, pause_start: int, pause_detected: int) -> Window:
         """Commit up to the middle of a pause (silence on both sides of the cut)."""
@@ -175,6 +199,15 @@ class CommitPass:
     def at_end(self, end_sample: int) -> Window:
         return Window(self._start(), end_sample, self.committed_end, end_sample, "final")
 
+    def postpone(self, window: Window) -> bool:
+        """The window's kept audio ends inside a word and holds no word boundary: wait a hop more and run a
+        wider window (True), so a word is never cut in two (a beam search decodes each commit's words as
+        they are), unless it has waited MAX_WORD_MS or cuts exactly where told (offline chunks)."""
+        if self.min_commit is None or window.keep_to - window.keep_from >= self.max_word:
+            return False
+        self.postponed_to = window.end_sample + self.hop
+        return True
+
     def advance(self, cut: int) -> None:
-        self.committed_end = cut
+        self.committed_end, self.postponed_to = cut, 0
 

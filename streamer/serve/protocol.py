@@ -26,9 +26,8 @@ FORMATS = {"pcm_s16le": np.dtype("<i2"), "pcm_f32le": np.dtype("<f4")}
 CONFIG_KEYS = {"type", "sample_rate", "format", "partials", "words", "token", "settings"}
 # Per-stream settings a client may choose, and their limits (inclusive).
 SETTING_LIMITS = {
-    "hop_ms": (200, 2000),  # first pass: a partial per hop
+    "hop_ms": (200, 2000),  # a partial and a commit per hop of speech
     "pause_ms": (100, 3000),  # a pause this long ends the caption
-    "commit_window_ms": (5000, 20000),  # in speech without pauses, how much audio waits for a commit
     "max_caption_s": (2, 60),  # in speech without pauses, captions end at a word boundary after this long
     "vad_aggressiveness": (0, 3),
 }
@@ -103,11 +102,12 @@ def stream_settings(base: StreamSettings, settings: dict) -> StreamSettings:
     result = base
     try:
         if "hop_ms" in settings:
-            result = replace(result, window=replace(result.window, hop_ms=int(settings["hop_ms"])))
-        if "pause_ms" in settings or "commit_window_ms" in settings:
-            commit = replace(result.commit, pause_ms=int(settings.get("pause_ms", result.commit.pause_ms)),
-                             window_ms=int(settings.get("commit_window_ms", result.commit.window_ms)))
-            result = replace(result, commit=commit)
+            hop_ms = int(settings["hop_ms"])
+            result = replace(result, commit=replace(result.commit, hop_ms=hop_ms))
+            if result.window is not None:  # a first pass of its own
+                result = replace(result, window=replace(result.window, hop_ms=hop_ms))
+        if "pause_ms" in settings:
+            result = replace(result, commit=replace(result.commit, pause_ms=int(settings["pause_ms"])))
         if "max_caption_s" in settings:
             result = replace(result, max_caption_s=float(settings["max_caption_s"]))
         if "vad_aggressiveness" in settings:

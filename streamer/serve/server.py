@@ -4,7 +4,7 @@
     GET /                        the browser client (client/, installed as package data)
     GET /healthz                 200 while the process serves
     GET /readyz                  200 once the model is loaded and warmed, else 503
-    GET /metrics                 Prometheus metrics
+    GET /metrics                 Prometheus metrics (on an address of their own with metrics_port)
 
 Streams share one ``Batcher`` over one ``Backend`` (model calls and post-model work off the event
 loop). A stream never waits for another: its events go to its own bounded queue, a client that does
@@ -13,8 +13,10 @@ overload policy: an error event of code ``behind``, captions go on), and a strea
 whose recognition fails gets an error event, its finals so far, ``end`` and close code 1011 while
 the others go on. Limits (streams, frame size, idle time), an optional token (config message or
 ``?token=``, compared in constant time, never logged) and allowed origins (default: the server's own
-page and clients that send no Origin, such as scripts). SIGTERM ends every stream as its client's eof
-would (last finals, ``end``) within ``SHUTDOWN_S``, then the process exits.
+page and clients that send no Origin, such as scripts). Every stream or viewer the server refuses or
+ends for cause is counted by reason (``streamer_refused_streams``, ``streamer_dropped_viewers``).
+SIGTERM ends every stream as its client's eof would (last finals, ``end``) within ``SHUTDOWN_S``, then
+the process exits.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import signal
 import threading
 import time
 import urllib.parse
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 from ..inference.batcher import Batcher, BatchSettings
@@ -35,15 +38,17 @@ from ..errors import StreamerError
 from ..sources.live import IngestSettings, LiveSource
 from .protocol import ClientConfig, ProtocolError, decode_frame, parse_config, stream_settings
 from ..core.stream import Recognizer, StreamSettings
-from .http import Routes, token_ok
+from .http import MetricsRoutes, Routes, check_origins, token_ok
 from .session import Session
 from .telemetry import Metrics
 
 log = logging.getLogger("streamer.server")
 VIEWER_PATH = "/live"  # the broadcast's websocket
 CLOSE_POLICY, CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN, CLOSE_INTERNAL = 1008, 1001, 1013, 1011
+FAILED_BY_US = {1002: "protocol_error", 1003: "protocol_error", 1007: "protocol_error", 1009: "frame_too_big"}
 SEND_TIMEOUT_S = 10.0  # after eof, how long the last events may take to reach a slow client
 CLOSE_TIMEOUT_S = 5.0  # how long a closing handshake may take before the connection is dropped
+METRICS_HOST = "127.0.0.1"  # the metrics port's address unless given: this machine only
 SHUTDOWN_S = 3.5  # after SIGTERM, how long streams may take to send their last finals before they are cut
 
 
@@ -60,6 +65,8 @@ class ServerSettings:
     token: str | None = field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = ()  # besides the server's own; "*" allows any
     public_metrics: bool = False  # /metrics without the token
+    metrics_port: int | None = None  # /metrics (no token), /healthz, /readyz on a port of their own, not on port
+    metrics_host: str | None = None  # the metrics port's address; None: METRICS_HOST
     batch: BatchSettings = BatchSettings()
     ingest: str | None = None  # broadcast mode: transcribe this input once for every viewer at /live
     ingest_settings: IngestSettings = IngestSettings(live=None)
@@ -71,6 +78,12 @@ class ServerSettings:
     def __post_init__(self) -> None:
         if self.max_streams < 1 or self.max_frame_bytes < 64 or self.idle_timeout_s <= 0 or self.max_viewers < 1:
             raise StreamerError("max_streams and max_viewers must be ≥ 1, max_frame_bytes ≥ 64 and idle_timeout_s > 0")
+        if self.metrics_host is not None and self.metrics_port is None:
+            raise StreamerError("--metrics-host is the address of the metrics port: give --metrics-port too")
+        if self.metrics_port is not None and self.public_metrics:
+            raise StreamerError("--public-metrics is for /metrics on the main port; with --metrics-port they are "
+                                "served only there, without the token: leave out one of them")
+        check_origins(self.allowed_origins)
 
 
 class CaptionServer:
@@ -85,16 +98,17 @@ class CaptionServer:
         self.sessions: set[Session] = set()
         self.stopping = asyncio.Event()
         self.port: int | None = None
+        self.metrics_port: int | None = None  # where the metrics listen, when they have a port of their own
         self.ready = asyncio.Event()
         self.broadcast = None if settings.ingest is None else Broadcast(
-            settings.viewer_queue, settings.history, self.metrics.dropped_viewers.inc)
+            settings.viewer_queue, settings.history, self.metrics.dropped_viewers.labels("not_reading").inc)
         self._ingest_stop = threading.Event()
         self._ingest: asyncio.Task | None = None
         self._handlers: set[asyncio.Task] = set()
         self._slots = 0  # stream connections admitted or waiting for their config
         self.fatal: str | None = None  # why the server stopped by itself (the broadcast's input failed at once)
         self.routes = Routes(settings.token, settings.allowed_origins, self.metrics, self.ready, self.stopping,
-                             settings.public_metrics)
+                             settings.public_metrics, metrics_here=settings.metrics_port is None)
 
     # ---- life cycle
     async def serve(self, started=None) -> None:
@@ -108,7 +122,7 @@ class CaptionServer:
                          max_size=self.settings.max_frame_bytes, max_queue=64,
                          ping_interval=self.settings.ping_interval_s, ping_timeout=self.settings.ping_interval_s,
                          close_timeout=CLOSE_TIMEOUT_S,
-                         server_header="streamer") as server:
+                         server_header="streamer") as server, self._metrics_listener():
             self.port = server.sockets[0].getsockname()[1]
             log.info("listening on http://%s:%d/", self.settings.host, self.port)
             if started is not None:
@@ -131,6 +145,26 @@ class CaptionServer:
         if self.fatal is not None:
             raise StreamerError(self.fatal)
 
+    @asynccontextmanager
+    async def _metrics_listener(self):
+        """/metrics, /healthz and /readyz on the metrics port while the server runs, when it has one."""
+        from websockets.asyncio.server import serve
+
+        host, port = self.settings.metrics_host or METRICS_HOST, self.settings.metrics_port
+        if port is None:
+            yield
+            return
+        routes = MetricsRoutes(self.metrics, self.ready, self.stopping)
+        try:
+            listener = await serve(no_websocket, host, port, process_request=lambda _, request: routes(request),
+                                   server_header="streamer")
+        except OSError as exc:
+            raise StreamerError(f"cannot listen on {host}:{port} for metrics: {exc.strerror or exc}") from None
+        async with listener:
+            self.metrics_port = listener.sockets[0].getsockname()[1]
+            log.info("metrics on http://%s:%d/metrics", host, self.metrics_port)
+            yield
+
     async def _run_ingest(self, source, stream) -> None:
         """The broadcast's input; one that fails before it ever gave audio stops the server with its reason."""
         failure = await run_ingest(source, stream, self.batcher, self.broadcast, log.info, self.settings.max_lag_s)
@@ -147,6 +181,7 @@ class CaptionServer:
             await asyncio.sleep(0.05)
         if self.sessions:
             log.warning("%d streams did not end within %.1f s: closing them", len(self.sessions), SHUTDOWN_S)
+            self.metrics.refused.labels("shutdown").inc(len(self.sessions))
         for handler in list(self._handlers):
             handler.cancel()
         if self._handlers:
@@ -196,7 +231,8 @@ class CaptionServer:
             self.metrics.refused.labels(error.code).inc()
             await self._refuse(ws, error)
             return
-        except Exception:  # the client left before its config: nothing to clean up
+        except Exception as exc:  # the client left (or was failed) before its config: nothing to clean up
+            self._count_failed(exc, self.metrics.refused)
             return
         recognizer = Recognizer(self.backend.info, settings, self.decoder)
         session = Session(ws, config, recognizer.stream(config.sample_rate), self.metrics, self.settings.send_queue)
@@ -214,6 +250,7 @@ class CaptionServer:
                 await self._finish(session, entry, sender)
         except Exception as exc:  # the client went away (or sent what the protocol cannot take): others go on
             log.debug("stream ended: %s", exc.__class__.__name__)
+            self._count_failed(exc, self.metrics.refused)
         finally:
             self._handlers.discard(asyncio.current_task())
             self.batcher.remove(entry)
@@ -225,6 +262,7 @@ class CaptionServer:
         """A viewer of the broadcast: ready, the recent captions, then every event as it comes, until end."""
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(ws.request.path).query)
         if self.broadcast is None:
+            self.metrics.refused.labels("no_broadcast").inc()
             await self._refuse(ws, ProtocolError("no_broadcast", "this server has no broadcast: start it with --ingest"))
             return
         if not self._token_ok(query.get("token", [None])[0]):
@@ -256,7 +294,9 @@ class CaptionServer:
                 if viewer.dropped and viewer.queue.empty():
                     await ws.close(CLOSE_POLICY, "viewer too slow: dropped from the broadcast")
                     return
-        except Exception:  # the viewer went away
+        except Exception as exc:  # the viewer went away, or its connection failed
+            if not viewer.dropped:
+                self._count_failed(exc, self.metrics.dropped_viewers, lost=True)
             return
         finally:
             self.broadcast.leave(viewer)
@@ -291,7 +331,10 @@ class CaptionServer:
 
     async def _receive(self, session: Session, entry) -> bool:
         """Audio into the stream until eof, shutdown or idle time (True: finish the stream and say end);
-        False when the client has to be dropped."""
+        False when the client has to be dropped. A connection already closing (a ping went unanswered: the
+        server failed it) ends when it is closed, under recv, not as idle or with finals nobody reads."""
+        from websockets.protocol import State
+
         ws = session.ws
         while True:
             if session.failed:
@@ -301,14 +344,14 @@ class CaptionServer:
             done, _ = await asyncio.wait({receive, stop}, timeout=self.settings.idle_timeout_s,
                                          return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
-            if receive not in done:
+            if receive not in done and ws.state is State.OPEN:
                 receive.cancel()
                 if not done:  # said after the stream's last finals, right before end
                     self.metrics.refused.labels("idle").inc()
                     session.farewell = ProtocolError("idle", f"no audio for {self.settings.idle_timeout_s:g} s: "
                                                              "ending the stream").to_json()
                 return True
-            message = receive.result()  # raises when the client is gone
+            message = await receive  # raises when the client is gone
             if session.overflowed:
                 self.metrics.refused.labels("not_reading").inc()
                 await ws.close(CLOSE_POLICY, "client does not read its captions")
@@ -369,7 +412,16 @@ class CaptionServer:
                            return_when=asyncio.FIRST_COMPLETED)
         sent.cancel()
         code = CLOSE_INTERNAL if session.failed else CLOSE_GOING_AWAY if self.stopping.is_set() else 1000
+        if session.failed:
+            self.metrics.refused.labels("recognition_failed").inc()
         await session.ws.close(code, "recognition failed" if session.failed else "")
+
+    def _count_failed(self, exc: Exception, counter, lost: bool = False) -> None:
+        """A connection that failed under a send or receive, counted by why (lost: a broken connection counts
+        too, as for viewers, whose broadcast it ends; a stream's client that vanishes ended it itself)."""
+        reason = failure_reason(exc)
+        if reason is not None and (lost or reason != "connection_lost"):
+            counter.labels(reason).inc()
 
     async def _send(self, session: Session) -> None:
         """The client's events in order; ends when the client is gone."""
@@ -379,3 +431,23 @@ class CaptionServer:
                 await session.ws.send(json.dumps(message, ensure_ascii=False))
             finally:
                 session.outbox.task_done()
+
+
+def failure_reason(exc: Exception) -> str | None:
+    """Why a connection closed under a send or receive, as a metric reason: ping_timeout (no pong: the client
+    does not read), frame_too_big, protocol_error (bad frames), connection_lost (no close frame either way); None
+    when the client closed it, or the server did for a reason counted where it closed it."""
+    from websockets.exceptions import ConnectionClosed
+
+    if not isinstance(exc, ConnectionClosed) or (exc.rcvd is not None and (exc.sent is None or exc.rcvd_then_sent)):
+        return None
+    if exc.sent is None:
+        return "connection_lost"
+    if exc.sent.code == CLOSE_INTERNAL and "keepalive" in exc.sent.reason:
+        return "ping_timeout"
+    return FAILED_BY_US.get(exc.sent.code)
+
+
+async def no_websocket(ws) -> None:
+    """The metrics port answers every request over HTTP: a websocket never opens there."""
+    await ws.close(CLOSE_POLICY, "no websockets on the metrics port")

@@ -32,13 +32,16 @@ class Metrics:
         self.queue = Gauge("streamer_queue_depth", "Streams waiting for the model when a call starts", registry=r)
         self.dropped = Counter("streamer_dropped_partials", "Partial hops dropped because the model was behind",
                                registry=r)
-        self.refused = Counter("streamer_refused_streams", "Streams refused or ended by the server", ["reason"],
-                               registry=r)
+        self.refused = Counter("streamer_refused_streams", "Streams and viewers the server refused or ended, by "
+                               "reason: the error code they were sent (busy, unauthorized, bad_config, idle, ...), "
+                               "origin, not_reading, ping_timeout, frame_too_big, protocol_error, recognition_failed, "
+                               "shutdown", ["reason"], registry=r)
         self.behind = Counter("streamer_behind", "Times a stream fell more than --max-lag-s behind (new audio "
                               "skipped until it caught up)", registry=r)
         self.viewers = Gauge("streamer_viewers", "Viewers following the broadcast", registry=r)
-        self.dropped_viewers = Counter("streamer_dropped_viewers", "Viewers dropped because they did not read",
-                                       registry=r)
+        self.dropped_viewers = Counter("streamer_dropped_viewers", "Viewers who lost the broadcast before its end, "
+                                       "by reason: not_reading (their queue filled), ping_timeout, connection_lost",
+                                       ["reason"], registry=r)
         self._recent: deque[tuple[float, float, float]] = deque()  # (time, compute s, audio s)
 
     def batch_done(self, report: BatchReport) -> None:

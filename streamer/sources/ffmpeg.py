@@ -43,7 +43,7 @@ def check_input(source: str) -> None:
         raise StreamerError(f"{source}: no such file")
     if path.is_dir():
         raise StreamerError(f"{source} is a directory: expected an audio or video file")
-    if path.stat().st_size == 0:
+    if path.is_file() and path.stat().st_size == 0:  # a named pipe has no size: its writer is still to come
         raise StreamerError(f"{source} is empty: expected an audio or video file")
 
 
@@ -90,13 +90,15 @@ def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool 
 
 
 def ffmpeg_command(source: str, realtime: bool = False, timestamps: bool = False,
-                   stall_s: float | None = None) -> list[str]:
-    """ffmpeg decoding source's first audio stream to 16 kHz mono s16le on stdout (see FfmpegProcess)."""
+                   stall_s: float | None = None, input_options: tuple[str, ...] = ()) -> list[str]:
+    """ffmpeg decoding source's first audio stream to 16 kHz mono s16le on stdout (see FfmpegProcess);
+    input_options go before -i (demuxer options such as -live_start_index)."""
     command = [find_ffmpeg(), "-nostdin", "-hide_banner"]
     command += ["-nostats", "-loglevel", "info"] if timestamps else ["-loglevel", "error"]
     command += ["-re"] if realtime else []
     command += ["-rw_timeout", str(int(stall_s * 1e6))] if stall_s is not None and is_url(source) else []
     command += ["-copyts"] if timestamps else []
+    command += list(input_options)
     command += ["-i", source, "-vn", "-map", "0:a:0"]
     command += ["-af", "ashowinfo,aresample=async=1"] if timestamps else []
     return command + ["-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
@@ -110,12 +112,12 @@ class FfmpegProcess:
     realtime: read no faster than the input plays (-re). timestamps: keep the input's timestamps
     (-copyts) and report them (ashowinfo), so that first_pts() gives the first audio's. stall_s: no
     output for this long is a StreamerError (and a URL gets it as -rw_timeout); without it, reads block
-    until a whole chunk or the end comes."""
+    until a whole chunk or the end comes. input_options: demuxer options, before -i."""
 
     def __init__(self, source: str, realtime: bool = False, timestamps: bool = False,
-                 stall_s: float | None = None):
+                 stall_s: float | None = None, input_options: tuple[str, ...] = ()):
         self.source, self.stall_s = source, stall_s
-        command = ffmpeg_command(source, realtime, timestamps, stall_s)
+        command = ffmpeg_command(source, realtime, timestamps, stall_s, input_options)
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         keep = (lambda line: "Parsed_ashowinfo" not in line) if timestamps else (lambda line: True)
         self.stderr = StderrTail(self.process.stderr, keep=keep, watch=PTS_LINE if timestamps else None)

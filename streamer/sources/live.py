@@ -12,12 +12,17 @@ not a media file) is an error at once; anything else is retried with backoff (1,
 ``retry_s``, each attempt's reason said through ``log``. A live input (rtmp, rtsp, srt, udp, an HLS
 playlist without #EXT-X-ENDLIST) that ends is waited for like one that dropped; a file ends the
 stream.
+
+After a reconnect to a live HLS playlist, ffmpeg starts where the audio stopped when the playlist
+still lists that segment (``-live_start_index`` far enough back, and audio already received skipped),
+not at the live edge: an outage shorter than the playlist's window loses nothing.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -56,18 +61,55 @@ class Gap:
     reason: str
 
 
+def is_hls(source: str) -> bool:
+    return is_url(source) and ".m3u8" in source.split("?")[0]
+
+
+def fetch_playlist(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read(1 << 20).decode("utf-8", "replace")
+
+
 def is_live(source: str, default: bool = False) -> bool:
     """rtmp/rtsp/srt/udp/tcp inputs, and HLS playlists that do not (yet) end with #EXT-X-ENDLIST; for
     anything else, default."""
     if source.startswith(LIVE_SCHEMES):
         return True
-    if is_url(source) and ".m3u8" in source.split("?")[0]:
+    if is_hls(source):
         try:
-            with urllib.request.urlopen(source, timeout=10) as response:
-                return b"#EXT-X-ENDLIST" not in response.read(1 << 20)
+            return "#EXT-X-ENDLIST" not in fetch_playlist(source)
         except OSError:
             return True  # not reachable now: a live input that may come back
     return default
+
+
+def listed_segments_s(url: str) -> list[float] | None:
+    """The durations of the segments an HLS playlist lists now (a master playlist's first variant's), or
+    None when it cannot be read."""
+    try:
+        text = fetch_playlist(url)
+        if "#EXT-X-STREAM-INF" in text:
+            lines = text.splitlines()
+            at = next(i for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF"))
+            variant = next(line.strip() for line in lines[at + 1:] if line.strip() and not line.startswith("#"))
+            text = fetch_playlist(urllib.parse.urljoin(url, variant))
+        return [float(line[len("#EXTINF:"):].split(",")[0]) for line in text.splitlines()
+                if line.startswith("#EXTINF:")]
+    except (OSError, ValueError, StopIteration):
+        return None
+
+
+def resume_index(durations_s: list[float], behind_s: float) -> int:
+    """ffmpeg's -live_start_index for a playlist whose live edge is behind_s past where the audio stopped:
+    enough segments from the end to cover it, one more for the segment that was being read, and never
+    fewer than ffmpeg's own 3; 0 (the first listed) when the playlist does not reach back that far."""
+    count, covered_s = 0, 0.0
+    for duration_s in reversed(durations_s):
+        if covered_s >= behind_s:
+            break
+        covered_s, count = covered_s + duration_s, count + 1
+    count = max(3, count + 1)
+    return 0 if count >= len(durations_s) else -count
 
 
 class LiveSource:
@@ -81,6 +123,7 @@ class LiveSource:
         self.position = 0  # samples delivered, on the programme clock
         self.origin_pts_s: float | None = None  # the input's timestamp at programme time 0
         self.gaps: list[Gap] = []
+        self._audio_at = 0.0  # time.monotonic() when the last new audio came
 
     @property
     def position_s(self) -> float:
@@ -90,7 +133,7 @@ class LiveSource:
         """Blocks on the programme clock until the input ends (or cannot be reached for retry_s)."""
         failing_since, attempt, reason = None, 0, ""
         while True:
-            connection = Connection(self.source, self.settings)
+            connection = Connection(self.source, self.settings, self._take_up_options())
             delivered, skip = False, 0  # delivered: new audio came (not only audio already received)
             try:
                 for pts_s, block in connection.blocks():
@@ -101,6 +144,7 @@ class LiveSource:
                         block, skip = block[dropped:], skip - dropped
                     if len(block):
                         delivered, failing_since, attempt = True, None, 0
+                        self._audio_at = time.monotonic()
                         self.position += len(block)
                         yield block
                     if self.stop.is_set():
@@ -129,6 +173,19 @@ class LiveSource:
             if self.stop.wait(wait):
                 return
 
+    def _take_up_options(self) -> tuple[str, ...]:
+        """On a reconnect to a live HLS playlist: start as far back as the audio stopped (ffmpeg's default is
+        the live edge, which would lose the segments published during the outage)."""
+        if self.origin_pts_s is None or not self.live or not is_hls(self.source):
+            return ()
+        durations_s = listed_segments_s(self.source)
+        if not durations_s:
+            return ()
+        index = resume_index(durations_s, time.monotonic() - self._audio_at)
+        self.log(f"taking up the playlist {len(durations_s) if index == 0 else -index} of its {len(durations_s)} "
+                 "segments back, where the audio stopped")
+        return ("-live_start_index", str(index))
+
     def _resume(self, pts_s: float, reason: str):
         """Place a connection's first audio on the programme clock: silence for what was missed (yielded),
         or the number of samples to skip when the input repeats audio already delivered (returned)."""
@@ -154,9 +211,10 @@ class Connection:
     """One ffmpeg run: (timestamp of its first audio in seconds, block) pairs, timestamp None after the
     first; raises StreamerError with ffmpeg's reason when it fails or stalls."""
 
-    def __init__(self, source: str, settings: IngestSettings):
+    def __init__(self, source: str, settings: IngestSettings, input_options: tuple[str, ...] = ()):
         self.source, self.settings = source, settings
-        self.ffmpeg = FfmpegProcess(source, realtime=settings.realtime, timestamps=True, stall_s=settings.stall_s)
+        self.ffmpeg = FfmpegProcess(source, realtime=settings.realtime, timestamps=True, stall_s=settings.stall_s,
+                                    input_options=input_options)
 
     def blocks(self) -> Iterator[tuple[float | None, np.ndarray]]:
         """The first block holds at least block_samples samples, later ones what has come since."""

@@ -11,12 +11,22 @@ letter and ends after its last letter's last frame, as greedy decoding's words d
 pyctcdecode 0.5.0 (its last release) declares numpy<2 but decodes correctly on numpy 2, so it is
 installed without its dependencies: ``pip install -e '.[lm]' && pip install --no-deps pyctcdecode==0.5.0``
 (the ``lm`` extra brings kenlm and pygtrie); the default install never touches numpy.
+
+Loading is quiet: kenlm writes a progress bar for every ARPA file it reads (from C++, to file descriptor 2)
+and pyctcdecode logs what it guesses about the alphabet; both are kept from the terminal, while anything
+else they write (a warning about the model, an error) still reaches it.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
+import os
 import re
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +38,8 @@ from ..model.vocab import Vocabulary
 
 DECODERS = ("greedy", "beam")
 LM_FILES = ("*.bin", "*.binary", "*.arpa", "*.arpa.gz")
+KENLM_BAR = re.compile(r"-+5-+10-[-0-9]*|\*+")  # the ruler and the stars of kenlm's progress bar
+KENLM_HINT = "Loading the LM will be faster if you build a binary file."
 INSTALL = "pip install 'streamer[lm]' && pip install --no-deps pyctcdecode==0.5.0"
 
 
@@ -127,7 +139,8 @@ class BeamDecoder:
         elif not lm_path.is_file():
             raise StreamerError(f"{lm_path}: no such language model (a language_model folder or a KenLM file)")
         try:
-            kenlm_model = kenlm.Model(str(lm_path))
+            with kenlm_output_filtered(lm_path):
+                kenlm_model = kenlm.Model(str(lm_path))
         except (OSError, RuntimeError, ValueError) as exc:  # ValueError: kenlm decoding a binary that is not one
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise StreamerError(f"{lm_path} is not a KenLM language model (ARPA or binary): {first}") from None
@@ -135,16 +148,19 @@ class BeamDecoder:
         self.letters = [i for i in range(len(vocab)) if vocab.is_text(i)]
         self.specials = [i for i in sorted(vocab.special_ids) if i not in (vocab.blank_id, vocab.delimiter_id)]
         labels = [vocab.tokens[i] for i in self.letters] + [" ", ""]
-        alphabet = Alphabet.build_alphabet(labels)
         lm_settings = dict(alpha=pick(settings.alpha, attrs, "alpha", 0.5), beta=pick(settings.beta, attrs, "beta", 1.5),
                            unk_score_offset=float(attrs.get("unk_score_offset", -10.0)))
-        self._lm = LanguageModel(kenlm_model, unigrams, **lm_settings,
-                                 score_boundary=bool(attrs.get("score_boundary", True)))
+        with library_log_above("pyctcdecode", logging.INFO):
+            alphabet = Alphabet.build_alphabet(labels)
+            self._lm = LanguageModel(kenlm_model, unigrams, **lm_settings,
+                                     score_boundary=bool(attrs.get("score_boundary", True)))
         self.alpha, self.beta = self._lm.alpha, self._lm.beta
         self._decoder = BeamSearchDecoderCTC(alphabet, self._lm)
-        # the same model for stretches that stop inside a sentence: no end-of-sentence score at their end
-        self._open = BeamSearchDecoderCTC(alphabet, LanguageModel(kenlm_model, unigrams, **lm_settings,
-                                                                  score_boundary=False))
+        # the same model for stretches that stop inside a sentence: no end-of-sentence score at their end (a copy
+        # that shares the loaded model and word list: built once, and its warnings said once)
+        open_lm = copy.copy(self._lm)
+        open_lm.reset_params(score_boundary=False)
+        self._open = BeamSearchDecoderCTC(alphabet, open_lm)
         self._hotwords = HotwordScorer(settings.hotwords)
         self.lm_path = lm_path
 
@@ -180,6 +196,61 @@ class BeamDecoder:
             confidence = float(peaks.mean()) if len(peaks) else float(probs[start : last + 1].mean())
             words.append(Word(word, start * self.frame_s, (last + 1) * self.frame_s, confidence))
         return words, end_state
+
+
+@contextmanager
+def kenlm_output_filtered(lm_path: Path):
+    """What is written to file descriptor 2 inside the block (kenlm writes from C++, past sys.stderr) is caught
+    and written back after it, less kenlm's progress bar and its hint to build a binary: its warnings and errors,
+    and other threads' log lines, still come out. Descriptor 2 is restored however the block ends. One load at a
+    time: the descriptor is the process's."""
+    saved = duplicate_stderr()
+    if saved is None:  # no stderr to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            flush_stderr()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            noise = {KENLM_HINT, f"Reading {lm_path}"}
+            kept = [line for line in caught.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and line.strip() not in noise and not KENLM_BAR.fullmatch(line.strip())]
+            if kept:
+                print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def duplicate_stderr() -> int | None:
+    """A copy of file descriptor 2, after Python's buffered writes to it; None when there is none."""
+    flush_stderr()
+    try:
+        return os.dup(2)
+    except OSError:
+        return None
+
+
+def flush_stderr() -> None:
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):  # None (no console), or closed
+        pass
+
+
+@contextmanager
+def library_log_above(name: str, level: int):
+    """A library's log records at level and below left out inside the block (pyctcdecode tells at INFO what
+    it guesses about an alphabet we build ourselves); its warnings still come out. Restored after."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(max(previous, level + 1))
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def read_unigrams(path: Path) -> list[str] | None:
