@@ -8,8 +8,9 @@ audio, fed in 100 ms blocks:
   per second of audio (a latency that grows shows here first).
 - **server**: one client (server.py's, as load.py's) streams the same audio to a `streamer serve` on
   loopback at --speed times real time, 100 ms frames paced by the clock. Per minute of audio: the server's
-  RSS (the highest of its samples, one a second) and the partial latency p95 (per frame of speech: sending it to the first partial or final that
-  reaches past it).
+  RSS (sampled once a second: the lowest sample, what it keeps between model calls, and the highest,
+  which may fall inside a call) and the partial latency p95 (per frame of speech: sending it to the first
+  partial or final that reaches past it).
 
 Both check that every final arrives once, in order, with times inside the audio, and the server's
 finals are the streaming path's (text and times). Memory growth is given from the end of the first
@@ -127,13 +128,14 @@ def main() -> None:
         server.stop()
     s_rows, v_rows = stream["rows"], served["rows"]
 
-    def server_rss(minute: int) -> float:
-        """The highest of the server's RSS samples while this minute of audio was sent."""
+    def server_rss(minute: int) -> list[float]:
+        """The server's RSS samples while this minute of audio was sent."""
         start, end = began + (minute - 1) * 60 / args.speed, began + minute * 60 / args.speed
-        return max((mb for mb, t in zip(watch.samples, watch.times) if start <= t < end), default=np.nan)
+        return [mb for mb, t in zip(watch.samples, watch.times) if start <= t < end] or [np.nan]
 
     per_minute = [{"minute": r["minute"], "heap_mb": r["heap_mb"], "rss_mb": r["rss_mb"],
-                   "compute_ms_per_s": 1000 * r["compute_per_s"], "server_rss_mb": server_rss(r["minute"]),
+                   "compute_ms_per_s": 1000 * r["compute_per_s"], "server_rss_mb": min(server_rss(r["minute"])),
+                   "server_rss_peak_mb": max(server_rss(r["minute"])),
                    "server_partial_p95": next((v["partial_p95"] for v in v_rows if v["minute"] == r["minute"]), np.nan)}
                   for r in s_rows]
     step = max(1, len(per_minute) // 12)
@@ -141,6 +143,7 @@ def main() -> None:
     print(table(per_minute[::step] + ([per_minute[-1]] if (len(per_minute) - 1) % step else []),
                 [("minute", "minute", "d"), ("heap_mb", "stream heap MB", ".1f"), ("rss_mb", "process RSS MB", ".0f"),
                  ("compute_ms_per_s", "compute ms per audio s", ".1f"), ("server_rss_mb", "server RSS MB", ".0f"),
+                 ("server_rss_peak_mb", "peak", ".0f"),
                  ("server_partial_p95", "server partial p95 s", ".2f")]))
     mine, theirs = stream["finals"], served["finals"]
     summary = {"minutes": args.minutes, "stream_finals": mine.count, "stream_in_order": mine.in_order,
@@ -151,7 +154,8 @@ def main() -> None:
                "server_finals_are_the_streams": (theirs.count, theirs.digest) == (mine.count, mine.digest),
                "server_rss_growth_pct": growth([r["server_rss_mb"] for r in per_minute], args.warmup)}
     print("\n" + "\n".join(f"{k}: {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()))
-    print(f"wrote {write_json('soak', {'summary': summary, 'per_minute': per_minute})}")
+    server_samples = [[round(t - began, 1), mb] for mb, t in zip(watch.samples, watch.times)]
+    print(f"wrote {write_json('soak', {'summary': summary, 'per_minute': per_minute, 'server_rss': server_samples})}")
 
 
 if __name__ == "__main__":
