@@ -158,6 +158,12 @@ class Segment:
                 return self.request(window)
         return None
 
+    def show_tail(self, window: Window, from_sample: int, ids: np.ndarray, probs: np.ndarray) -> None:
+        """A commit window's frames from from_sample on become the partial's tail, unless newer frames (a
+        first pass's) are there already."""
+        if window.end_sample // self.stride >= self.track.end:
+            self.track.write(from_sample // self.stride, ids, probs)
+
     def drop_unneeded_audio(self) -> None:
         keep = self.commits.committed_end - self.commits.left
         if self.partials is not None:

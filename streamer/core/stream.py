@@ -266,8 +266,8 @@ class Stream:
         if segment.partials is not None:
             segment.partials.skip_to(cut_sample)
         segment.track.drop_before(cut_sample // segment.stride)
-        if window.kind == "commit" and window.end_sample // segment.stride >= segment.track.end:
-            segment.track.write(cut_sample // segment.stride, ids[cut:], probs[cut:])  # its right context: a partial
+        if window.kind == "commit":  # its right context: the partial's tail
+            segment.show_tail(window, cut_sample, ids[cut:], probs[cut:])
         events = self._caption_after_commit(segment, window.kind, at_word_boundary, cut_sample)
         if window.kind == "final":
             self._forget(segment)
@@ -281,8 +281,7 @@ class Stream:
     def _postponed(self, segment: Segment, window: Window, ids: np.ndarray, probs: np.ndarray, first: int) -> list:
         """A commit that would cut a word: nothing is committed; its frames still show as the partial's tail."""
         segment.commit = None
-        if window.end_sample // segment.stride >= segment.track.end:
-            segment.track.write(window.keep_from // segment.stride, ids[first:], probs[first:])
+        segment.show_tail(window, window.keep_from, ids[first:], probs[first:])
         return self._partial(segment) + self._schedule(segment)
 
     def _caption_after_commit(self, segment: Segment, kind: str, at_word_boundary: bool, cut_sample: int) -> list:
@@ -322,8 +321,7 @@ class Stream:
         start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
         end_s = (segment.start_sample + segment.decoded_end) / self._rate
         number = self._number(caption) if raw else caption.number
-        text, stable_words = self.text.partial_words(number, words, stable)
-        stable_chars = len(" ".join(w.word for w in stable_words)) if self.recognizer.writer else len(words_text(stable))
+        text, stable_chars, stable_words = self.text.partial_words(number, words, stable)
         return [Partial(number, text, stable_chars, start_s, max(start_s, end_s),
                         None if self.recognizer.writer is None else raw,
                         tuple(Word(w.word, w.start_s + start_s, w.end_s + start_s, w.confidence, w.raw)

@@ -311,32 +311,30 @@ class CaptionText:
     def partial(self, number: int | None, words: list[Word], stable_words: list[Word]) -> tuple[str, int]:
         """The partial's text and how many of its leading characters are stable. stable_words: the words of
         the committed frames (the last one may be a piece of the partial's word there)."""
-        text, stable = self.partial_words(number, words, stable_words)
-        if self.writer is None or number is None:
-            return text, len(words_text(stable_words))
-        return text, len(" ".join(w.word for w in stable))
+        text, stable_chars, _ = self.partial_words(number, words, stable_words)
+        return text, stable_chars
 
     def partial_words(self, number: int | None, words: list[Word], stable_words: list[Word]
-                      ) -> tuple[str, tuple[Word, ...]]:
-        """The partial's text and its stable prefix as timed words (written tokens, whole words only): the
-        final of the caption begins with them (the last one may still gain a full stop)."""
+                      ) -> tuple[str, int, tuple[Word, ...]]:
+        """As partial(), and the stable prefix as timed words (written tokens, whole words only): the final
+        of the caption begins with them (the last one may still gain a full stop)."""
         raw = [w.word for w in words]
         n_stable = 0
         while n_stable < min(len(stable_words), len(raw) - 1) and stable_words[n_stable].word == raw[n_stable]:
             n_stable += 1  # whole words only; the partial's last word may still grow
         if self.writer is None or number is None:
-            return words_text(words), tuple(words[:n_stable])
+            return words_text(words), len(words_text(stable_words)), tuple(words[:n_stable])
         self._open.add(number)
         start = self.sentence_start(number)
         text = joined(self.writer.tokens(raw, bool(start)))
         if start is None:
-            return text, ()
+            return text, 0, ()
         settled = self.writer.settled(raw[:n_stable])
         tokens = self.writer.tokens(raw[:settled], start)
         stable = joined(tokens)
         if not text.startswith(stable):
             raise AssertionError(f"stable text {stable!r} is not a prefix of {text!r}")
-        return text, token_words(tokens, words[:settled])
+        return text, len(stable), token_words(tokens, words[:settled])
 
     def final(self, number: int, words: list[Word], at_pause: bool) -> tuple[tuple[Word, ...], str | None]:
         """The final's words (written tokens) and its raw text (None when the words are raw already)."""
