@@ -21,7 +21,11 @@ digits, capitals, full stops). The default is replayed once more with raw words 
 (logits and model time reused), so the difference in final latency is the text stage's own cost.
 Every run also checks that stable text is never revised.
 Word ends come from tiny-nb's offline transcript, so the random-weight XLS-R model is timed against
-real word timing. A last table shows how much offline differs from itself when only its chunk
+real word timing. An untrained model (random weights) finds no word boundaries, so its own commits would
+wait the longest for words that never end (``MAX_WORD_MS``) and see far more audio than a real model's:
+its rows take the windows, words and events from tiny-nb's logits and time the untrained model on each
+of those very windows (compute depends on window lengths only; the frame stride must match); "own
+windows" rows show what its own logits cost. A last table shows how much offline differs from itself when only its chunk
 length changes, so the "words ≠" figure can be read.
 
     python benchmarks/streaming.py                        # tiny-nb accuracy + XLS-R-300M cost (int8)
@@ -66,6 +70,9 @@ SETTINGS = {  # name → settings; the first is the library's default
     "left 1 s, hop 0.5 s, right 0.7 s": commits(1000, 500, 700),
     "left 2 s, hop 0.6 s": commits(2000, 600, 800),
     "right 1 s": commits(1500, 700, 1000),
+    "right 0.7 s": commits(1500, 700, 700),
+    "hop 0.6 s": commits(1500, 600, 800),
+    "hop 0.6 s, right 0.7 s": commits(1500, 600, 700),
     "hop 1 s": commits(1500, 1000, 800),
     "with a first pass": commits(1500, 700, 800, first_pass=True),
     "until 2026-11-30 (8 s windows)": dataclasses.replace(DEFAULT, window=WindowSettings(), commit=CommitSettings(
@@ -123,11 +130,12 @@ def lone_logits(info, model: OnnxModel, request) -> np.ndarray:
 
 
 def replay(recognizer: Recognizer, model: OnnxModel, audio: np.ndarray, paced: bool,
-           model_runs: dict | None = None) -> dict:
+           model_runs: dict | None = None, timed: OnnxModel | None = None) -> dict:
     """Feed 100 ms blocks; run the stream's requests one by one; stamp each event when its request ends.
     The clock advances by each request's model time and by the stream's own work on the result (stitching,
     the text stage). model_runs: logits and model time by request, filled by one replay and reused by
-    another, so two replays that differ only after the model see the same model times."""
+    another, so two replays that differ only after the model see the same model times. timed: a model
+    run on each request only for its time (model's logits make the windows and words)."""
     stream, clock, compute, peak, seen = recognizer.stream(), 0.0, 0.0, rss_mb(), 0
     timer = TextStageTimer(stream)
     stamped, start_wall = [], time.perf_counter()
@@ -147,6 +155,10 @@ def replay(recognizer: Recognizer, model: OnnxModel, audio: np.ndarray, paced: b
                 began = time.perf_counter()
                 logits = lone_logits(recognizer.info, model, request)
                 spent = time.perf_counter() - began
+                if timed is not None:
+                    began = time.perf_counter()
+                    lone_logits(timed.info, timed, request)
+                    spent = time.perf_counter() - began
                 if model_runs is not None:
                     model_runs[key] = (logits, spent)
             compute += spent
@@ -217,16 +229,18 @@ def words_differ(streamed: str, offline: str) -> float:
     return edit_distance(offline.split(), streamed.split()) / max(1, len(offline.split()))
 
 
-def offline_run(model: OnnxModel, audio: np.ndarray) -> dict:
+def offline_run(model: OnnxModel, audio: np.ndarray, timed: OnnxModel | None = None) -> dict:
     """Offline's transcript, and its compute and model audio through the same replay as streaming."""
-    result = replay(Recognizer(model.info, OfflineSettings().stream_settings()), model, audio, paced=False)
+    result = replay(Recognizer(model.info, OfflineSettings().stream_settings()), model, audio, paced=False,
+                    timed=timed)
     text = " ".join(e.raw for _, e in result["events"] if isinstance(e, Final))
     return {"text": text, "compute_s": result["compute_s"], "model_audio_s": result["model_audio_s"]}
 
 
 def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSettings, paced: bool = False,
-                model_runs: dict | None = None) -> dict:
-    result = replay(Recognizer(model.info, settings), model, speech["audio"], paced, model_runs)
+                model_runs: dict | None = None, timed: OnnxModel | None = None) -> dict:
+    """One row. timed: the model to time on the windows model's logits make (an untrained model's row)."""
+    result = replay(Recognizer(model.info, settings), model, speech["audio"], paced, model_runs, timed)
     timer = result["text"]
     broken = broken_promises([event for _, event in result["events"]])
     if broken:
@@ -234,11 +248,13 @@ def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSetti
     finals = [e for _, e in result["events"] if isinstance(e, Final)]
     streamed = " ".join(f.raw for f in finals)
     lat = latencies(result["events"], speech["word_ends_s"])
-    reference, offline = speech["reference"], speech["offline"][model.model_dir]
-    trained = "tiny-nb" in str(model.manifest["source"])
+    shown = timed or model
+    reference, offline = speech["reference"], speech["offline"][(model.model_dir, shown.model_dir)]
+    trained = timed is None and is_trained(model)
     return {
-        "model": model.manifest["source"].split("/")[-1] + f" {model.manifest['precision']}",
-        "speech": speech["kind"], "setting": name + (" (wall)" if paced else ""),
+        "model": shown.manifest["source"].split("/")[-1] + f" {shown.manifest['precision']}",
+        "speech": speech["kind"],
+        "setting": name + (" (wall)" if paced else "") + (" (own windows)" if timed is None and not trained else ""),
         "wer_stream": wer([reference], [streamed]) if trained else None,
         "wer_offline": wer([reference], [offline["text"]]) if trained else None,
         "cer_stream": cer([reference], [streamed]) if trained else None,
@@ -265,6 +281,18 @@ COLUMNS = [("model", "model", ""), ("speech", "speech", ""), ("setting", "settin
            ("text_ms_final", "text ms/final", ".2f"), ("text_ms_partial", "ms/partial", ".2f")]
 
 
+def is_trained(model: OnnxModel) -> bool:
+    """False for the random-weight checkpoints common.xlsr_export builds (named ...-random)."""
+    return not Path(str(model.manifest["source"])).name.endswith("-random")
+
+
+def same_geometry(a: OnnxModel, b: OnnxModel) -> None:
+    ga, gb = a.info.geometry, b.info.geometry
+    if (ga.stride_samples, ga.sample_rate) != (gb.stride_samples, gb.sample_rate):
+        raise SystemExit(f"{b.model_dir} frames audio unlike {a.model_dir} ({gb} against {ga}): "
+                         "its windows cannot be taken from tiny-nb")
+
+
 def show(rows: list[dict]) -> str:
     cells = [{k: "–" if row.get(k) is None else format(row[k], f) for k, _, f in COLUMNS} for row in rows]
     return table(cells, [(k, h, "") for k, h, _ in COLUMNS])
@@ -272,7 +300,7 @@ def show(rows: list[dict]) -> str:
 
 def offline_self_difference(model: OnnxModel, speech: dict) -> list[dict]:
     """How much offline differs from itself when only its chunk length changes (30 s is the default)."""
-    rows, base = [], speech["offline"][model.model_dir]["text"]
+    rows, base = [], speech["offline"][(model.model_dir, model.model_dir)]["text"]
     reference = speech["reference"]
     for chunk_s, context_s in ((30, 3), (12, 3), (8, 2), (4, 1)):
         chunks = dataclasses.replace(OFFLINE_CHUNKS, hop_ms=(chunk_s - 2 * context_s) * 1000, left_ms=context_s * 1000,
@@ -294,34 +322,46 @@ def main() -> None:
                         help="kinds of speech (default both)")
     parser.add_argument("--wall", action="store_true", help="also replay the default setting on the wall clock")
     parser.add_argument("--only", type=int, nargs="*", help="run only these rows of the settings table (0-based)")
+    parser.add_argument("--own-windows", action="store_true",
+                        help="also run each untrained model on the windows its own logits make")
     args = parser.parse_args()
 
     names = list(SETTINGS)
     chosen = [names[i] for i in args.only] if args.only is not None else names
-    timing_model = OnnxModel(default_tiny())
+    tiny = OnnxModel(default_tiny())
     models = [OnnxModel(m) for m in (args.model or [default_tiny(), xlsr_export("int8")])]
+    # (model whose logits make the windows, model timed on them): an untrained one on tiny-nb's windows
+    runs = [(m, m) if is_trained(m) else (tiny, m) for m in models]
+    runs += [(m, m) for m in models if args.own_windows and not is_trained(m)]
+    for deciding, timed in runs:
+        same_geometry(deciding, timed)
     speeches = []
     for kind in args.speech or ["paused", "monologue"]:
         audio, reference = build_speech(kind, args.sentences, args.seed)
-        word_ends = [w.end_s for f in transcribe_array(audio, timing_model) for w in f.words]
+        word_ends = [w.end_s for f in transcribe_array(audio, tiny) for w in f.words]
         speech = {"kind": kind, "audio": audio, "reference": reference, "word_ends_s": word_ends, "offline": {}}
-        for model in models:
-            speech["offline"][model.model_dir] = offline_run(model, audio)
+        for deciding, timed in runs:
+            speech["offline"][(deciding.model_dir, timed.model_dir)] = offline_run(
+                deciding, audio, None if timed is deciding else timed)
+        if (tiny.model_dir, tiny.model_dir) not in speech["offline"]:  # offline against itself is tiny-nb's
+            speech["offline"][(tiny.model_dir, tiny.model_dir)] = offline_run(tiny, audio)
         speeches.append(speech)
         print(f"{kind}: {args.sentences} sentences, {len(audio) / 16000:.1f} s of audio", flush=True)
     rows = []
-    for model in models:
+    for model, timed_model in runs:
+        timed = None if timed_model is model else timed_model
         for speech in speeches:
             model_runs: dict = {}
             for name in chosen:
-                rows.append(run_setting(model, speech, name, SETTINGS[name], model_runs=model_runs if name == names[0] else None))
+                rows.append(run_setting(model, speech, name, SETTINGS[name],
+                                        model_runs=model_runs if name == names[0] else None, timed=timed))
                 print(show(rows[-1:]).splitlines()[-1], flush=True)
             if names[0] in chosen:  # the text stage's cost: the default again with raw words, on the same model times
                 rows.append(run_setting(model, speech, RAW, dataclasses.replace(DEFAULT, text=TextSettings(written=False)),
-                                        model_runs=model_runs))
+                                        model_runs=model_runs, timed=timed))
                 print(show(rows[-1:]).splitlines()[-1], flush=True)
             if args.wall:
-                rows.append(run_setting(model, speech, names[0], SETTINGS[names[0]], paced=True))
+                rows.append(run_setting(model, speech, names[0], SETTINGS[names[0]], paced=True, timed=timed))
     print(f"\n{cpu_name()}\n" + show(rows))
     text_cost = text_stage_cost(rows)
     print("\ntext stage: final latency p50 of the default (written form) minus the same replay with raw words, "
@@ -329,8 +369,8 @@ def main() -> None:
                                                           ("final_p50_delta_ms", "Δ final p50 ms", ".2f"),
                                                           ("text_ms_final", "text ms/final", ".2f"),
                                                           ("text_ms_partial", "ms/partial", ".2f")]))
-    self_rows = [r for s in speeches for r in offline_self_difference(models[0], s)]
-    print("\noffline against itself (" + models[0].manifest["source"].split("/")[-1] + "):")
+    self_rows = [r for s in speeches for r in offline_self_difference(tiny, s)]
+    print("\noffline against itself (" + tiny.manifest["source"].split("/")[-1] + "):")
     print(table(self_rows, [("speech", "speech", ""), ("chunks", "offline chunks", ""), ("wer", "WER", ".3f"),
                             ("cer", "CER", ".4f"), ("words_differ", "words ≠ 30 s chunks", ".1%")]))
     path = write_json("streaming", {"block_samples": BLOCK_SAMPLES, "sentences": args.sentences,

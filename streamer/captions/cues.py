@@ -259,7 +259,10 @@ class LiveCues:
 
     stable(caption, words) takes a partial's stable words, final(caption, words) the caption's final;
     both return the cues they complete, counted by the CueWriter. A newer caption's stable words wait
-    until the final of the one before (its cues come first)."""
+    until the final of the one before (its cues come first). Stable words are whole words with speech
+    after them, so they are cued without waiting for the next one; the one case where the final still
+    adds to a cued word is a pause commit that finds no word where the partial showed one after them:
+    the final's full stop on that word is then not in its cue."""
 
     def __init__(self, writer: CueWriter):
         self.writer, self.settings = writer, writer.settings
@@ -274,8 +277,8 @@ class LiveCues:
             self._caption, self._done = caption, 0
         if caption != self._caption:
             return []
-        # the newest stable word may still gain a full stop or join the next: it is held back
-        pieces = split_long_words(list(words[:-1]), self.settings.max_line_chars)
+        # whole words, each followed by more speech (a partial's last word is never stable): cued as they come
+        pieces = split_long_words(list(words), self.settings.max_line_chars)
         return self._cue(pieces[self._done:], horizon_s=words[-1].end_s)
 
     def final(self, caption: int, words: Sequence[Word]) -> list[Cue]:
