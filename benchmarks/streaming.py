@@ -67,14 +67,12 @@ def commits(left_ms: int, hop_ms: int, right_ms: int, first_pass: bool = False, 
 
 SETTINGS = {  # name → settings; the first is the library's default
     "default": DEFAULT,
-    "left 1 s, hop 0.5 s, right 0.7 s": commits(1000, 500, 700),
-    "left 2 s, hop 0.6 s": commits(2000, 600, 800),
+    "right 0.8 s (the default until 2026-11-30)": commits(1500, 700, 800),
+    "left 1 s, hop 0.5 s": commits(1000, 500, 700),
+    "hop 0.6 s": commits(1500, 600, 700),
     "right 1 s": commits(1500, 700, 1000),
-    "right 0.7 s": commits(1500, 700, 700),
-    "hop 0.6 s": commits(1500, 600, 800),
-    "hop 0.6 s, right 0.7 s": commits(1500, 600, 700),
-    "hop 1 s": commits(1500, 1000, 800),
-    "with a first pass": commits(1500, 700, 800, first_pass=True),
+    "hop 1 s": commits(1500, 1000, 700),
+    "with a first pass": commits(1500, 700, 700, first_pass=True),
     "until 2026-11-30 (8 s windows)": dataclasses.replace(DEFAULT, window=WindowSettings(), commit=CommitSettings(
         left_ms=2000, right_ms=1000, hop_ms=5000, min_commit_ms=2000, pause_ms=300)),
 }
