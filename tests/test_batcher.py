@@ -341,3 +341,44 @@ def test_close_does_not_wait_for_a_hung_backend(backend):
         return time.monotonic() - began
 
     assert asyncio.run(scenario()) < 2.0
+
+
+def test_a_defect_in_batching_itself_fails_those_streams_and_never_hangs_them(backend, clips):
+    """The batcher's own code between taking requests and the backend (grouping windows by length) raises
+    once: the streams in that batch end with an error event instead of waiting forever, and a stream
+    added afterwards runs clean."""
+    audios = [to_int16(clips[0]), to_int16(clips[2])]
+    clean = clean_finals(backend, audios[1])
+
+    async def run() -> tuple[list, list]:
+        batcher = Batcher(backend, BatchSettings(max_wait_ms=20))
+        groups, broken = batcher._groups, [False]
+
+        def groups_once(requests):
+            if not broken[0]:
+                broken[0] = True
+                raise TypeError("injected: grouping failed")
+            return groups(requests)
+
+        batcher._groups = groups_once
+        consumer = asyncio.create_task(batcher.run())
+        first: list = []
+        entry = batcher.add(Recognizer(backend.info, StreamSettings()).stream(), first.extend)
+        for start in range(0, len(audios[0]), 1600):
+            await batcher.feed(entry, audios[0][start:start + 1600])
+        await batcher.end(entry)
+        await asyncio.wait_for(entry.drained.wait(), 30)
+        later: list = []
+        entry = batcher.add(Recognizer(backend.info, StreamSettings()).stream(), later.extend)
+        for start in range(0, len(audios[1]), 1600):
+            await batcher.feed(entry, audios[1][start:start + 1600])
+        await batcher.end(entry)
+        await asyncio.wait_for(entry.drained.wait(), 60)
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        await batcher.close()
+        return first, later
+
+    first, later = asyncio.run(run())
+    assert isinstance(first[-1], Error) and "injected: grouping failed" in first[-1].message
+    assert finals_of(later) == clean

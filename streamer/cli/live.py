@@ -98,7 +98,8 @@ def add_serve_parser(commands) -> None:
                            help="viewers at once; more are refused with a busy error (default 1000)")
     broadcast.add_argument("--viewer-queue", type=int, default=256,
                            help="events waiting for a viewer before it is dropped from the broadcast (default 256)")
-    serve.add_argument("--max-batch", type=int, default=8, help="windows of several streams per model call (default 8; 1: no batching)")
+    serve.add_argument("--max-batch", type=int, default=None,
+                       help="windows of several streams per model call (default: 8 on a CPU, 256 on a GPU; 1: no batching)")
     serve.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a call waits for more windows (default 10)")
     serve.add_argument("--batch-int8", action="store_true",
                        help="batch an int8 model's windows too: more throughput, but a window's logits then depend on "

@@ -24,13 +24,14 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
                         help="what runs the model: onnx (ONNX Runtime in this process, the default) or a plugin given "
                              "as package.module:factory, a function that takes a "
                              "streamer.inference.backend.BackendOptions and returns a Backend (see the README)")
-    parser.add_argument("--compute", choices=("auto", "cpu", "cuda"), default="auto",
+    parser.add_argument("--compute", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
                         help="where ONNX Runtime runs the model; auto takes CUDA when onnxruntime-gpu sees a GPU, "
-                             "else the CPU (default: auto)")
+                             "else the CPU; tensorrt: TensorRT's provider where its libraries are installed, then "
+                             "CUDA (engines are built once per shape and cached beside the model) (default: auto)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="ONNX Runtime intra-op threads, 0 for its default (one per core)")
     parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "int8"), default="auto",
-                        help="precision when a checkpoint or hub id is exported on first use; auto: fp32 on a GPU, "
+                        help="precision when a checkpoint or hub id is exported on first use; auto: fp16 on a GPU, "
                              "int8 on a CPU (about 2× faster, see benchmarks/RESULTS.md). An exported dir runs as it is")
 
 
@@ -115,7 +116,7 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
                             f"(default {d.max_caption_s:g})")
 
 
-def load_runner(args: argparse.Namespace, max_batch: int = 8):
+def load_runner(args: argparse.Namespace, max_batch: int | None = None):
     """The backend --backend names, for --model and the runner's options."""
     from ..inference.backend import BackendOptions, create_backend
 

@@ -57,6 +57,8 @@ class Capabilities:
     max_batch: int = 8  # most windows in one call
     rows_independent: bool = True  # a row's logits equal a lone run's (padding + mask); False for int8
     max_in_flight: int = 1  # calls that may run at once (a GPU or a remote server wants several)
+    length_buckets: tuple[int, ...] = ()  # samples: lengths the backend pads a call to (the batcher groups
+    # windows by them; see streamer.inference.shapes); empty: any length
 
     def __post_init__(self) -> None:
         if self.max_batch < 1 or self.max_in_flight < 1:
@@ -118,7 +120,7 @@ class BackendOptions:
     device: str = "auto"  # auto, cpu or cuda
     threads: int = 0  # intra-op threads, 0 for the runtime's default
     precision: str = "auto"  # for a checkpoint exported on first use
-    max_batch: int = 8
+    max_batch: int | None = None  # None: the backend's choice (ONNX Runtime: 8 on a CPU, 256 on a GPU)
     log: Callable[[str], None] = field(default=lambda message: None, repr=False, compare=False)
 
 

@@ -44,11 +44,12 @@ import numpy as np
 from ..core.events import Error
 from ..errors import StreamerError
 from .backend import Backend, ModelInput
+from .shapes import bucket_of
 
 
 @dataclass(frozen=True)
 class BatchSettings:
-    max_windows: int = 8  # a call carries at most this many windows (and at most the backend's max_batch)...
+    max_windows: int | None = None  # a call carries at most this many windows (None: the backend's max_batch)...
     max_wait_ms: float = 10.0  # ...and waits at most this long after the first for more
     int8: bool = False  # batch windows of a backend whose rows are not independent (int8) too
     max_commit_wait_ms: float = 1000.0  # a commit waiting this long goes before every partial
@@ -58,7 +59,7 @@ class BatchSettings:
     max_lag_s: float | None = None  # captions trailing the audio more than this: new audio skipped (None: never)
 
     def __post_init__(self) -> None:
-        if self.max_windows < 1 or self.max_wait_ms < 0 or self.max_commit_wait_ms < 0:
+        if (self.max_windows is not None and self.max_windows < 1) or self.max_wait_ms < 0 or self.max_commit_wait_ms < 0:
             raise StreamerError("max_windows must be at least 1, max_wait_ms and max_commit_wait_ms not negative")
         if self.max_retries < 0 or self.retry_delay_ms < 0 or self.post_threads < 1:
             raise StreamerError("max_retries and retry_delay_ms must not be negative, post_threads at least 1")
@@ -123,7 +124,7 @@ class Batcher:
         self.backend, self.settings, self.on_batch, self.on_failure = backend, settings, on_batch, on_failure
         capabilities = backend.capabilities
         batchable = capabilities.rows_independent or settings.int8
-        self.max_windows = min(settings.max_windows, capabilities.max_batch) if batchable else 1
+        self.max_windows = min(settings.max_windows or capabilities.max_batch, capabilities.max_batch) if batchable else 1
         self.max_in_flight = capabilities.max_in_flight
         self._entries: list[Entry] = []
         self._turn = 0  # round-robin start among streams
@@ -258,7 +259,13 @@ class Batcher:
 
     async def _run(self, batch: list[tuple[Entry, object]]) -> None:
         waiting = self.waiting()
-        results = await self._logits([request for _, request in batch], [entry for entry, _ in batch], waiting)
+        try:
+            results = await self._logits([request for _, request in batch], [entry for entry, _ in batch], waiting)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a defect here fails these requests' streams, never hangs them
+            self.on_failure(f"a batch of {len(batch)} windows could not be run: {exc.__class__.__name__}: {exc}")
+            results = [exc] * len(batch)
         await asyncio.gather(*(self._deliver(entry, request, result)
                                for (entry, request), result in zip(batch, results)))
 
@@ -308,14 +315,21 @@ class Batcher:
         return results
 
     def _groups(self, requests) -> list[list[int]]:
+        """Windows of one length bucket together, where the backend pads to buckets; else of lengths within
+        1.5 × the shortest."""
+        buckets = self.backend.capabilities.length_buckets
         order = sorted(range(len(requests)), key=lambda i: len(requests[i].audio))
         groups: list[list[int]] = []
         for i in order:
-            if groups and len(requests[i].audio) <= 1.5 * len(requests[groups[-1][0]].audio):
+            if groups and self._together(len(requests[groups[-1][0]].audio), len(requests[i].audio), buckets):
                 groups[-1].append(i)
             else:
                 groups.append([i])
         return groups
+
+    @staticmethod
+    def _together(shortest: int, n: int, buckets: tuple[int, ...]) -> bool:
+        return bucket_of(n, buckets) == bucket_of(shortest, buckets) if buckets else n <= 1.5 * shortest
 
     async def _call_with_retries(self, requests, entries, rows, waiting: int) -> list:
         """One call's logits; a failed call is retried, a multi-window one window by window first."""

@@ -25,22 +25,30 @@ import numpy as np
 
 from ..errors import StreamerError
 from .backend import MANIFEST, MODEL_FILE, Capabilities, ModelInfo, ModelInput
+from .shapes import GPU_BUCKETS_MS, bucket_of, check_buckets, to_samples
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    device: str = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU, else CPU
+    device: str = "auto"  # auto: CUDA when onnxruntime-gpu sees a GPU, else CPU; tensorrt: TensorRT, then CUDA
     intra_op_threads: int = 0  # 0: ONNX Runtime's default (one per physical core)
     inter_op_threads: int = 1
     release_memory: bool = True  # what a call adds to the CPU arena goes back when it returns (module doc)
+    buckets_ms: tuple[int, ...] | None = None  # window lengths calls are padded to (shapes.py); None: on a GPU
+    # shapes.GPU_BUCKETS_MS, on a CPU none (each call padded to its longest window only)
+    io_binding: bool | None = None  # inputs and outputs bound to the device (None: on a GPU)
+    device_id: int = 0  # which GPU
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise StreamerError(f"device {self.device!r} is not one of {', '.join(DEVICES)}")
-        if self.intra_op_threads < 0 or self.inter_op_threads < 0:
-            raise StreamerError("thread counts must be 0 (default) or positive")
+        if self.intra_op_threads < 0 or self.inter_op_threads < 0 or self.device_id < 0:
+            raise StreamerError("thread counts must be 0 (default) or positive, device_id not negative")
+        if self.buckets_ms is not None:
+            check_buckets(self.buckets_ms)
 
 
 def normalize(audio: np.ndarray, stats: tuple[float, float] | None = None) -> np.ndarray:
@@ -51,10 +59,12 @@ def normalize(audio: np.ndarray, stats: tuple[float, float] | None = None) -> np
     return (audio - np.float32(mean)) / np.float32(np.sqrt(var + 1e-7))
 
 
-def pad_batch(audios: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad to the longest input; the attention mask marks real samples with 1."""
+def pad_batch(audios: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to length (default: the longest input); the attention mask marks real samples with 1."""
     longest = max(len(audio) for audio in audios)
-    batch = np.zeros((len(audios), longest), dtype=np.float32)
+    if length is not None and length < longest:
+        raise AssertionError(f"a batch padded to {length} samples holds a window of {longest}")
+    batch = np.zeros((len(audios), length or longest), dtype=np.float32)
     mask = np.zeros((len(audios), longest), dtype=np.int64)
     for row, audio in enumerate(audios):
         batch[row, : len(audio)] = audio
@@ -97,18 +107,29 @@ def release_freed_memory() -> bool:
     return _malloc_fixed
 
 
-def choose_providers(device: str) -> list:
+def choose_providers(device: str, device_id: int = 0, cache_dir: Path | None = None) -> list:
+    """ONNX Runtime's execution providers for a device, most wanted first, with their options.
+    cache_dir: where TensorRT keeps the engines it builds (building one takes minutes)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
     has_cuda = "CUDAExecutionProvider" in available
-    if device == "cuda" and not has_cuda:
+    if device in ("cuda", "tensorrt") and not has_cuda:
         raise StreamerError(
-            "device 'cuda' asked for, but this onnxruntime has no CUDA provider: "
-            "pip install onnxruntime-gpu (and uninstall onnxruntime), or run on the CPU (--compute cpu)"
+            f"device {device!r} asked for, but this onnxruntime has no CUDA provider: "
+            "pip install 'streamer[gpu]' (onnxruntime-gpu, with onnxruntime uninstalled), or run on the CPU "
+            "(--compute cpu)"
         )
+    if device == "tensorrt" and "TensorrtExecutionProvider" not in available:
+        raise StreamerError("device 'tensorrt' asked for, but this onnxruntime has no TensorRT provider "
+                            "(it needs TensorRT's libraries installed): use --compute cuda")
+    cuda = ("CUDAExecutionProvider", {"device_id": device_id})
+    if device == "tensorrt":
+        trt = {"device_id": device_id, "trt_fp16_enable": True, "trt_engine_cache_enable": cache_dir is not None,
+               **({"trt_engine_cache_path": str(cache_dir)} if cache_dir is not None else {})}
+        return [("TensorrtExecutionProvider", trt), cuda, "CPUExecutionProvider"]
     if device != "cpu" and has_cuda:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        return [cuda, "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
 
@@ -133,14 +154,20 @@ class OnnxModel:
             release_freed_memory()  # before the session loads: its load's temporaries go back too
             self.run_options = ort.RunOptions()
             self.run_options.add_run_config_entry(SHRINK_ARENA, "cpu:0")
-        providers = choose_providers(settings.device)
+        providers = choose_providers(settings.device, settings.device_id, self.model_dir / "tensorrt-cache")
         try:
             self.session = ort.InferenceSession(str(self.model_dir / MODEL_FILE), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise StreamerError(f"{self.model_dir / MODEL_FILE}: ONNX Runtime cannot load it ({first_line})") from None
-        if settings.device == "cuda" and "CUDAExecutionProvider" not in self.session.get_providers():
-            raise StreamerError("device 'cuda' asked for, but ONNX Runtime could not start its CUDA provider")
+        if settings.device in ("cuda", "tensorrt") and not self.on_gpu:
+            raise StreamerError(f"device {settings.device!r} asked for, but ONNX Runtime could not start its CUDA "
+                                "provider (are the CUDA and cuDNN libraries it was built for installed?)")
+        on_gpu = self.on_gpu
+        buckets_ms = settings.buckets_ms if settings.buckets_ms is not None else GPU_BUCKETS_MS if on_gpu else ()
+        self.buckets = to_samples(buckets_ms, self.geometry.sample_rate)
+        bind = settings.io_binding if settings.io_binding is not None else on_gpu
+        self._binding = DeviceBinding(self.session, "cuda" if on_gpu else "cpu", settings.device_id) if bind else None
         outputs = self.session.get_outputs()[0].shape[-1]
         if isinstance(outputs, int) and outputs != len(self.vocab):
             raise StreamerError(f"{self.model_dir}: the model has {outputs} outputs per frame but vocab.json "
@@ -153,6 +180,10 @@ class OnnxModel:
     @property
     def provider(self) -> str:
         return self.session.get_providers()[0]
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.provider in GPU_PROVIDERS
 
     @property
     def sample_rate(self) -> int:
@@ -172,19 +203,48 @@ class OnnxModel:
         stats = stats or [None] * len(audios)
         prepared = [normalize(audio, st) if self.do_normalize else np.asarray(audio, np.float32)
                     for audio, st in zip(audios, stats)]
-        batch, mask = pad_batch(prepared)
-        (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask}, self.run_options)
+        batch, mask = pad_batch(prepared, bucket_of(max(len(audio) for audio in prepared), self.buckets))
+        if self._binding is not None:
+            logits = self._binding.run(batch, mask, self.run_options)
+        else:
+            (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask}, self.run_options)
         return [logits[row, : self.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]
 
 
-class OnnxBackend:
-    """The in-process backend: an OnnxModel's calls on worker threads (one by default: ONNX Runtime
-    already uses every core for one call on a CPU)."""
+class DeviceBinding:
+    """Runs through ONNX Runtime's I/O binding: the batch is copied to the device once, as one tensor,
+    and the logits are allocated there by the session's own arena and copied back once, so nothing
+    bounces through an intermediate host buffer, and a call on one thread does not wait on another's
+    copies (each call binds its own)."""
 
-    def __init__(self, model: OnnxModel, max_batch: int = 8, max_in_flight: int = 1):
+    def __init__(self, session, device_type: str, device_id: int = 0):
+        self.session, self.device_type, self.device_id = session, device_type, device_id
+
+    def run(self, batch: np.ndarray, mask: np.ndarray, run_options) -> np.ndarray:
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        for name, array in (("input_values", batch), ("attention_mask", mask)):
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device_type, self.device_id))
+        binding.bind_output("logits", self.device_type, self.device_id)
+        self.session.run_with_iobinding(binding, run_options)
+        return binding.copy_outputs_to_cpu()[0]
+
+
+CPU_BATCH, GPU_BATCH = 8, 256  # default windows per call
+GPU_IN_FLIGHT = 2  # calls at once on a GPU: one copies and decodes while the other computes
+
+
+class OnnxBackend:
+    """The in-process backend: an OnnxModel's calls on worker threads (on a CPU one, as ONNX Runtime already
+    uses every core for one call; on a GPU two, with calls of up to 256 windows padded to length buckets)."""
+
+    def __init__(self, model: OnnxModel, max_batch: int | None = None, max_in_flight: int | None = None):
         self.model, self.info = model, model.info
+        max_batch = max_batch or (GPU_BATCH if model.on_gpu else CPU_BATCH)
+        max_in_flight = max_in_flight or (GPU_IN_FLIGHT if model.on_gpu else 1)
         self.capabilities = Capabilities(max_batch, rows_independent=model.info.precision != "int8",
-                                         max_in_flight=max_in_flight)
+                                         max_in_flight=max_in_flight, length_buckets=model.buckets)
         self._executor = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="streamer-onnx")
 
     async def logits(self, batch: list[ModelInput]) -> list[np.ndarray]:

@@ -40,11 +40,11 @@ def cached_export_dir(checkpoint: Checkpoint, precision: str) -> Path:
 
 
 def auto_precision(settings: RunnerSettings) -> str:
-    """fp32 where a GPU runs the model; int8 on a CPU, where fp32 XLS-R-300M is too slow to stream
-    on a few cores (benchmarks/RESULTS.md)."""
+    """fp16 where a GPU runs the model (layer norms and softmax stay fp32; its tensor cores run fp16);
+    int8 on a CPU, where fp32 XLS-R-300M is too slow to stream on a few cores (benchmarks/RESULTS.md)."""
     from ..inference.onnx import choose_providers
 
-    return "fp32" if choose_providers(settings.device)[0] == "CUDAExecutionProvider" else "int8"
+    return "int8" if choose_providers(settings.device, settings.device_id) == ["CPUExecutionProvider"] else "fp16"
 
 
 def load_model(spec: str, settings: RunnerSettings = RunnerSettings(), precision: str = "fp32",
