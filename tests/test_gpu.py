@@ -140,3 +140,24 @@ def clips():
     from test_batcher import clips as batcher_clips
 
     return batcher_clips.__wrapped__()
+
+
+def test_the_gpu_benchmark_runs_its_whole_path_on_the_cpu(tmp_path):
+    """benchmarks/gpu.py is one command on the GPU machine, with no second try to spare: its whole path
+    (speech, parity, streams through the shared batcher, the table, the JSON) runs here on the CPU."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(repo / "benchmarks" / "gpu.py"), "--device", "cpu", "--tiny",
+                             "--streams", "2", "6", "--seconds", "5", "--speech", str(tmp_path / "speech.wav"),
+                             "--speech-s", "30"], capture_output=True, text=True, timeout=300, cwd=repo)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "argmax agreement 1.0000" in result.stdout
+    written = json.loads(Path(result.stdout.strip().splitlines()[-1].split()[1]).read_text())
+    assert [row["streams"] for row in written["rows"]] == [2, 6]
+    assert all(row["calls"] > 0 and row["partial_p95"] < 5 and row["gateway_cpu_ms_per_stream_s"] > 0
+               for row in written["rows"])
+    assert written["verdict"][0].startswith("largest N with partial p95")
