@@ -13,8 +13,9 @@ backend's shared memory), not what a separate GPU node gives.
   call, what Triton adds to the median, and the largest logit difference between the two;
 - streams: --streams streams of held-out speech (--seconds each) fed as fast as the model takes them
   through one Batcher (up to 8 windows a call; 1 call in flight in process, 4 to Triton): wall time,
-  seconds of audio per second, windows per call, call time p50/p95, and whether every stream's events
-  are the same through both.
+  seconds of audio per second, windows per call, call time p50/p95, CPU seconds per second of audio in
+  this process (the gateway) and in the server's processes, and whether every stream's finals are the
+  same through both (partials depend on how long requests waited).
 
     python benchmarks/triton.py                          # tiny-nb and XLS-R-300M (int8, random weights)
     python benchmarks/triton.py --cases tiny-nb --streams 16
@@ -24,13 +25,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 from common import REPO, cpu_name, machine, speech_audio, table, write_json, xlsr_export
 
+from streamer.core.events import Final
 from streamer.core.stream import Recognizer
 from streamer.inference.backend import BackendOptions, ModelInput, create_backend
 from streamer.inference.batcher import Batcher, BatchSettings
@@ -80,7 +84,22 @@ async def per_batch(local, remote, repeats: int, max_batch: int) -> list[dict]:
     return rows
 
 
-def run_streams(backend, tracks: list[np.ndarray]) -> tuple[dict, list[list[dict]]]:
+def group_cpu_s(pgid: int | None) -> float:
+    """CPU seconds (user + system) of every process in a process group: tritonserver and its backend stubs."""
+    if pgid is None:
+        return 0.0
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp, after the name and state
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_streams(backend, tracks: list[np.ndarray], server_pgid: int | None = None) -> tuple[dict, list[list[dict]]]:
     """Every track a stream, all at once through one batcher, fed as fast as the model takes them."""
     reports = []
 
@@ -102,15 +121,17 @@ def run_streams(backend, tracks: list[np.ndarray]) -> tuple[dict, list[list[dict
         await batcher.close()
         return outputs
 
-    began = time.perf_counter()
+    began, cpu_began, server_began = time.perf_counter(), time.process_time(), group_cpu_s(server_pgid)
     outputs = asyncio.run(drive())
-    wall_s = time.perf_counter() - began
+    wall_s, cpu_s = time.perf_counter() - began, time.process_time() - cpu_began
+    server_cpu_s = group_cpu_s(server_pgid) - server_began
     calls = [r.compute_s for r in reports]
     audio_s = sum(len(t) for t in tracks) / 16000
     return ({"wall_s": wall_s, "audio_per_s": audio_s / wall_s, "calls": len(reports),
              "windows_per_call": sum(r.windows for r in reports) / max(len(reports), 1),
-             "call_p50_ms": 1000 * np.percentile(calls, 50), "call_p95_ms": 1000 * np.percentile(calls, 95)},
-            [[e.to_json() for e in events] for events in outputs])
+             "call_p50_ms": 1000 * np.percentile(calls, 50), "call_p95_ms": 1000 * np.percentile(calls, 95),
+             "gateway_cpu": cpu_s / audio_s, "server_cpu": server_cpu_s / audio_s},
+            [[e.to_json() for e in events if isinstance(e, Final)] for events in outputs])
 
 
 BATCH_COLUMNS = [("batch", "batch", ""), ("in_process_p50_ms", "in-process p50 ms", ".1f"),
@@ -120,7 +141,8 @@ BATCH_COLUMNS = [("batch", "batch", ""), ("in_process_p50_ms", "in-process p50 m
 STREAM_COLUMNS = [("backend", "backend", ""), ("wall_s", "wall s", ".1f"), ("audio_per_s", "audio s/s", ".1f"),
                   ("calls", "calls", "d"), ("windows_per_call", "windows/call", ".2f"),
                   ("call_p50_ms", "call p50 ms", ".1f"), ("call_p95_ms", "call p95 ms", ".1f"),
-                  ("same_events", "same events", "")]
+                  ("gateway_cpu", "gateway CPU/audio", ".3f"), ("server_cpu", "server CPU/audio", ".3f"),
+                  ("same_finals", "same finals", "")]
 
 
 def run_case(name: str, model_dir, dist, args) -> dict:
@@ -137,10 +159,10 @@ def run_case(name: str, model_dir, dist, args) -> dict:
 
         tracks = speech_pool(args.streams, args.seconds)
         here, here_events = run_streams(local, tracks)
-        there, there_events = run_streams(remote, tracks)
+        there, there_events = run_streams(remote, tracks, server.process.pid)
         same = "yes" if here_events == there_events else "NO"
-        streams = [{"backend": "in process", **here, "same_events": same},
-                   {"backend": "Triton (loopback)", **there, "same_events": same}]
+        streams = [{"backend": "in process", **here, "same_finals": same},
+                   {"backend": "Triton (loopback)", **there, "same_finals": same}]
         print(table(streams, STREAM_COLUMNS), flush=True)
         executions = [line for line in server.metrics().splitlines() if line.startswith(("nv_inference_exec_count",
                                                                                          "nv_inference_count"))]

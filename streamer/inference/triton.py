@@ -12,7 +12,9 @@ Failures: at start, a server that cannot be reached or a model that is not ready
 call that finds the server gone (connection refused or lost) is tried again, the channel reconnecting,
 until the call's ``timeout_s`` has passed; an outage shorter than that costs the streams time, not
 captions, and is said in the log when it starts and when it ends. A call made when the server has been
-gone longer than ``timeout_s`` fails at once. A failed call raises, and the batcher does the rest: its
+gone longer than ``timeout_s`` waits only for the channel's next reconnect (``RECONNECT_S``), so streams
+hear of an outage soon, and the first calls after it still find the server. A failed call raises, and
+the batcher does the rest: its
 retries, then an error event for the streams in it, whose captions so far stand. New calls work again as
 soon as the server is back.
 """
@@ -36,6 +38,7 @@ INPUTS = ("input_values", "attention_mask")
 UNAVAILABLE = "StatusCode.UNAVAILABLE"  # the server is gone: refused, reset, shutting down
 DEADLINE = "StatusCode.DEADLINE_EXCEEDED"
 RETRY_INTERVAL_S = 0.25  # between tries of a call while the server is gone
+RECONNECT_S = 1.5  # a call made after a long outage still waits this long: the channel's next reconnect
 CHANNEL_ARGS = [
     ("grpc.max_send_message_length", 2**31 - 1),  # a batch of 16 windows of 8 s is 8 MB
     ("grpc.max_receive_message_length", 2**31 - 1),
@@ -204,8 +207,8 @@ class TritonBackend:
         if self._down_since is None:
             self._down_since = now
             self.log(f"{where} is unreachable ({reason}): calls wait for it up to {self.settings.timeout_s:g} s")
-        down_s = now - self._down_since
-        if down_s >= self.settings.timeout_s or now + RETRY_INTERVAL_S >= deadline:
+        down_s, waited_s = now - self._down_since, now - (deadline - self.settings.timeout_s)
+        if now + RETRY_INTERVAL_S >= deadline or (down_s >= self.settings.timeout_s and waited_s >= RECONNECT_S):
             raise StreamerError(f"{where} has been unreachable for {down_s:.1f} s ({reason})") from None
         return RETRY_INTERVAL_S
 
