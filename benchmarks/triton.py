@@ -14,7 +14,8 @@ backend's shared memory), not what a separate GPU node gives.
 - streams: --streams streams of held-out speech (--seconds each) fed as fast as the model takes them
   through one Batcher (up to 8 windows a call; 1 call in flight in process, 4 to Triton): wall time,
   seconds of audio per second, windows per call, call time p50/p95, CPU seconds per second of audio in
-  this process (the gateway) and in the server's processes, and whether every stream's finals are the
+  this process (the gateway) and in the server's processes, about how many MB the windows put on the wire
+  per second of audio, and whether every stream's finals are the
   same through both (partials depend on how long requests waited).
 
     python benchmarks/triton.py                          # tiny-nb and XLS-R-300M (int8, random weights)
@@ -47,6 +48,7 @@ from local_triton import LocalTriton, find_distribution  # noqa: E402
 BATCHES = [("partial 1.5 s ×1", 1.5, 1), ("commit 3 s ×1", 3.0, 1), ("commit 3 s ×4", 3.0, 4),
            ("commit 3 s ×8", 3.0, 8)]
 BLOCK = 1600
+WIRE_BYTES = 4 + 8  # a sample's float32 audio and int64 mask, as the model takes them (padding not counted)
 
 
 def batch_of(seconds: float, count: int) -> list[ModelInput]:
@@ -130,7 +132,8 @@ def run_streams(backend, tracks: list[np.ndarray], server_pgid: int | None = Non
     return ({"wall_s": wall_s, "audio_per_s": audio_s / wall_s, "calls": len(reports),
              "windows_per_call": sum(r.windows for r in reports) / max(len(reports), 1),
              "call_p50_ms": 1000 * np.percentile(calls, 50), "call_p95_ms": 1000 * np.percentile(calls, 95),
-             "gateway_cpu": cpu_s / audio_s, "server_cpu": server_cpu_s / audio_s},
+             "gateway_cpu": cpu_s / audio_s, "server_cpu": server_cpu_s / audio_s,
+             "mb_per_audio_s": sum(r.audio_s for r in reports) * 16000 * WIRE_BYTES / audio_s / 1e6},
             [[e.to_json() for e in events if isinstance(e, Final)] for events in outputs])
 
 
@@ -142,6 +145,7 @@ STREAM_COLUMNS = [("backend", "backend", ""), ("wall_s", "wall s", ".1f"), ("aud
                   ("calls", "calls", "d"), ("windows_per_call", "windows/call", ".2f"),
                   ("call_p50_ms", "call p50 ms", ".1f"), ("call_p95_ms", "call p95 ms", ".1f"),
                   ("gateway_cpu", "gateway CPU/audio", ".3f"), ("server_cpu", "server CPU/audio", ".3f"),
+                  ("mb_per_audio_s", "≈MB sent/audio s", ".2f"),
                   ("same_finals", "same finals", "")]
 
 

@@ -200,15 +200,16 @@ class TritonBackend:
     def _retry_in(self, exc, deadline: float) -> float:
         """Seconds until the next try of a call the server failed; raises when the call is not to be tried again."""
         where, reason, now = f"Triton at {self.settings.url}", one_line(exc), time.monotonic()
-        if exc.status() == DEADLINE:
-            raise StreamerError(f"{where} did not answer within {self.settings.timeout_s:g} s") from None
-        if exc.status() != UNAVAILABLE:
+        if exc.status() not in (UNAVAILABLE, DEADLINE):
             raise StreamerError(f"{where}, model {self.settings.model_name!r}: {reason}") from None
+        if exc.status() == DEADLINE and self._down_since is None:
+            raise StreamerError(f"{where} did not answer within {self.settings.timeout_s:g} s") from None
         if self._down_since is None:
             self._down_since = now
             self.log(f"{where} is unreachable ({reason}): calls wait for it up to {self.settings.timeout_s:g} s")
         down_s, waited_s = now - self._down_since, now - (deadline - self.settings.timeout_s)
-        if now + RETRY_INTERVAL_S >= deadline or (down_s >= self.settings.timeout_s and waited_s >= RECONNECT_S):
+        if (exc.status() == DEADLINE or now + RETRY_INTERVAL_S >= deadline
+                or (down_s >= self.settings.timeout_s and waited_s >= RECONNECT_S)):
             raise StreamerError(f"{where} has been unreachable for {down_s:.1f} s ({reason})") from None
         return RETRY_INTERVAL_S
 
