@@ -100,10 +100,16 @@ def standin_repo(repo: Path, out: Path) -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """count different ports on 127.0.0.1 that nothing listened on a moment ago."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class LocalTriton:
@@ -115,8 +121,9 @@ class LocalTriton:
         self._work = Path(tempfile.mkdtemp(prefix="streamer-triton-"))
         self.repo = standin_repo(repo, self._work / "repo")
         self.backends = self._backend_dir()
-        self.grpc_port, self.http_port, self.metrics_port = (p or free_port() for p in (grpc_port, http_port,
-                                                                                         metrics_port))
+        free = iter(free_ports(3))
+        self.grpc_port, self.http_port, self.metrics_port = (p or next(free) for p in (grpc_port, http_port,
+                                                                                        metrics_port))
         self.log_path = log_path or self._work / "tritonserver.log"
         self.process: subprocess.Popen | None = None
 
@@ -168,10 +175,14 @@ class LocalTriton:
             return ""
 
     def kill(self) -> None:
-        """Gone at once, as a crashed server or a lost node: the stub processes with it."""
+        """Gone at once, as a crashed server or a lost node: the stub processes with it. The shared memory the
+        Python backend would have removed on a clean exit is removed here."""
         if self.process is not None and self.process.poll() is None:
+            regions = shared_memory_of(self.process.pid)
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
+            for region in regions:
+                region.unlink(missing_ok=True)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -190,6 +201,21 @@ class LocalTriton:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def shared_memory_of(pgid: int) -> set[Path]:
+    """The /dev/shm regions the processes of a process group have mapped (the Python backend's, with the stubs)."""
+    regions = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            maps = (stat.parent / "maps").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        regions |= {Path(line.split(maxsplit=5)[5]) for line in maps.splitlines()
+                    if "/dev/shm/triton_python_backend" in line}
+    return regions
 
 
 def main() -> int:

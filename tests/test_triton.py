@@ -33,7 +33,7 @@ from streamer.inference.driver import Captioner
 from streamer.inference.onnx import OnnxModel
 from streamer.model.triton_repo import write_triton_repo
 
-from deploy.local_triton import LocalTriton, find_distribution, free_port
+from deploy.local_triton import LocalTriton, find_distribution
 from models import synth
 from test_server import start_server
 
@@ -286,9 +286,11 @@ def test_a_server_or_model_that_is_not_ready_is_one_line(triton, folder, tmp_pat
     synth_wav(np.zeros(16000, np.int16), wav)
     other = tmp_path / "other"
     shutil.copytree(folder, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps(manifest | {"triton": {"model_name": "other"}}))
     (tmp_path / "empty").mkdir()
     cases = [
-        (["--triton-url", f"127.0.0.1:{free_port()}", "--model", str(folder)], "cannot be reached"),
+        (["--triton-url", "127.0.0.1:1", "--model", str(folder)], "cannot be reached"),  # a port nothing serves
         (["--triton-url", triton.url, "--model", str(other)], "model 'other' is not ready (the server has streamer (READY))"),
         (["--triton-url", "http://127.0.0.1:8000", "--model", str(folder)], "is not HOST:PORT"),
         (["--triton-url", triton.url, "--model", str(wav.parent / "empty")], "is a model folder of a Triton repository"),
