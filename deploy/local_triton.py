@@ -81,12 +81,13 @@ def find_distribution(venv: Path | None = None) -> tuple[Distribution | None, st
 
 
 def standin_repo(repo: Path, out: Path) -> Path:
-    """out: every model of repo with its config as written but for `backend: "python"`, its version folders'
+    """out: every model of repo as written but for `backend: "python"` in its config, its version folders'
     model.onnx linked, and deploy/python_model.py as model.py beside each."""
     out.mkdir(parents=True, exist_ok=True)
     for config in sorted(Path(repo).glob("*/config.pbtxt")):
-        folder = out / config.parent.name
-        folder.mkdir()
+        folder = out / config.parent.name  # what lies beside the versions too (manifest, vocabulary), as served
+        shutil.copytree(config.parent, folder, ignore=lambda at, names: [n for n in names if n.isdigit()]
+                        if Path(at) == config.parent else [])
         text = config.read_text(encoding="utf-8")
         text, count = re.subn(r'^backend: "onnxruntime"$', 'backend: "python"', text, flags=re.M)
         if count != 1:

@@ -28,7 +28,7 @@ from streamer.cli.main import main
 from streamer.core.events import Error, Final, broken_promises
 from streamer.core.offline import transcribe_array
 from streamer.inference.backend import BackendOptions, ModelInfo, create_backend
-from streamer.inference.batcher import Batcher, BatchSettings
+from streamer.inference.batcher import BatchSettings
 from streamer.inference.driver import Captioner
 from streamer.inference.onnx import OnnxModel
 from streamer.model.triton_repo import write_triton_repo
@@ -52,8 +52,12 @@ def repo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def folder(tiny_nb, repo):
-    """tiny-nb's model folder in a repository, as `streamer export --triton-repo` writes it."""
-    return write_triton_repo(tiny_nb, repo)
+    """tiny-nb's model folder in a repository, as `streamer export --triton-repo` writes it, with a folder beside
+    the version as an export with a language model has (the server must pass over what is not a version)."""
+    folder = write_triton_repo(tiny_nb, repo)
+    (folder / "language_model").mkdir()
+    (folder / "language_model" / "attrs.json").write_text("{}")
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -191,45 +195,28 @@ def test_captions_through_triton_are_the_in_process_backends(triton, folder, cli
 
 
 def test_streams_at_once_share_calls_in_flight_and_keep_their_captions(triton, folder, clips, baseline):
-    """Four streams through one batcher: windows of several streams per call, several calls in flight, which
-    the server's dynamic batcher may merge; each stream's events are still its lone in-process run's."""
-    backend = triton_backend(folder, triton.url)
-    reports = []
+    """Four streams flooding one batcher: windows of several streams per call, several calls in flight, which
+    the server's dynamic batcher may merge; each stream's finals are still its lone in-process run's."""
+    from test_batcher import run_streams
 
-    async def drive():
-        batcher = Batcher(backend, BatchSettings(max_windows=4, max_wait_ms=5), reports.append)
-        consumer = asyncio.create_task(batcher.run())
-        outputs = [[] for _ in range(4)]
-        entries = [batcher.add(backend_stream(backend), out.extend) for out in outputs]
-
-        async def feed(entry, audio):
-            for start in range(0, len(audio), BLOCK):
-                await batcher.feed(entry, audio[start:start + BLOCK])
-                await asyncio.sleep(0)
-            await batcher.end(entry)
-            await entry.drained.wait()
-
-        await asyncio.gather(*(feed(entry, clips[i % 2]) for i, entry in enumerate(entries)))
-        consumer.cancel()
-        await batcher.close()
-        return outputs
-
-    outputs = asyncio.run(drive())
+    metrics_before = served_counts(triton)
+    outputs = asyncio.run(run_streams(triton_backend(folder, triton.url), [clips[i % 2] for i in range(4)],
+                                      BatchSettings(max_windows=4, max_wait_ms=5), keep_up_every=0))
     for i, events in enumerate(outputs):  # partials merge hops when a stream's requests wait: finals compared
         assert finals(events) == finals(baseline[i % 2])
-    assert max(report.windows for report in reports) > 1
+    requests, windows = (after - before for after, before in zip(served_counts(triton), metrics_before))
+    assert windows > requests > 0  # calls carried several windows
+
+
+def served_counts(triton) -> tuple[float, float]:
+    """The server's own count of requests and of windows (inferences) for the model so far."""
     metrics = triton.metrics()
-    assert re.search(r'nv_inference_request_success\{model="streamer",version="1"\} [1-9]', metrics)
+    return tuple(float(re.search(rf'^{name}{{model="streamer",version="1"}} (\S+)', metrics, re.M).group(1))
+                 for name in ("nv_inference_request_success", "nv_inference_count"))
 
 
 def finals(events) -> list[dict]:
     return [e.to_json() for e in events if isinstance(e, Final)]
-
-
-def backend_stream(backend):
-    from streamer.core.stream import Recognizer
-
-    return Recognizer(backend.info).stream()
 
 
 def test_gateways_serve_streams_through_one_triton(triton, folder, clips, baseline):
