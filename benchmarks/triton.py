@@ -9,7 +9,7 @@ Triton's path adds to a call (tensors over gRPC, the server's queue and dynamic 
 backend's shared memory), not what a separate GPU node gives.
 
 - per batch: the same batches of speech windows (one 1.5 s partial window; one, four and eight 3 s commit
-  windows) sent alone through each backend, --repeats times after a warm-up: median and p90 time of a
+  windows) sent through each backend in turn, --repeats times after a warm-up: median and p90 time of a
   call, what Triton adds to the median, and the largest logit difference between the two;
 - streams: --streams streams of held-out speech (--seconds each) fed as fast as the model takes them
   through one Batcher (up to 8 windows a call; 1 call in flight in process, 4 to Triton): wall time,
@@ -76,15 +76,17 @@ def batch_of(seconds: float, count: int) -> list[ModelInput]:
     return [ModelInput(audio[i * size:(i + 1) * size]) for i in range(count)]
 
 
-async def time_calls(backend, batch: list[ModelInput], repeats: int) -> tuple[list[float], list[np.ndarray]]:
-    out = await backend.logits(batch)  # warm-up
-    await backend.logits(batch)
-    times = []
+async def time_calls(backends, batch: list[ModelInput], repeats: int) -> tuple[list[list[float]], list]:
+    """Each backend's call times for the batch, the backends taking turns (what else the machine does falls on
+    both alike), after two warm-up calls each; and each backend's logits."""
+    outs = [await backend.logits(batch) for backend in backends for _ in range(2)][1::2]
+    times = [[] for _ in backends]
     for _ in range(repeats):
-        began = time.perf_counter()
-        await backend.logits(batch)
-        times.append(time.perf_counter() - began)
-    return times, out
+        for backend, own in zip(backends, times):
+            began = time.perf_counter()
+            await backend.logits(batch)
+            own.append(time.perf_counter() - began)
+    return times, outs
 
 
 async def per_batch(local, remote, repeats: int, max_batch: int) -> list[dict]:
@@ -93,8 +95,7 @@ async def per_batch(local, remote, repeats: int, max_batch: int) -> list[dict]:
         if count > max_batch:
             continue  # int8: one window a call
         batch = batch_of(seconds, count)
-        here, here_out = await time_calls(local, batch, repeats)
-        there, there_out = await time_calls(remote, batch, repeats)
+        (here, there), (here_out, there_out) = await time_calls((local, remote), batch, repeats)
         rows.append({"batch": name, "in_process_p50_ms": 1000 * np.median(here),
                      "in_process_p90_ms": 1000 * np.percentile(here, 90), "triton_p50_ms": 1000 * np.median(there),
                      "triton_p90_ms": 1000 * np.percentile(there, 90),
