@@ -179,6 +179,14 @@ def test_export_writes_a_repository_from_a_checkpoint_or_an_export(tiny_checkpoi
     assert "--out DIR" in errors[1] and "Triton model name 'a/b'" in errors[2]
 
 
+def test_where_the_server_cannot_run_the_reason_is_given(tmp_path):
+    dist, reason = find_distribution(tmp_path / "no-venv")
+    assert dist is None and "/usr/bin/python3.11 -m venv" in reason and "nvidia-pytriton" in reason
+    (tmp_path / "venv" / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
+    dist, reason = find_distribution(tmp_path / "venv")
+    assert dist is None and "has no nvidia-pytriton" in reason
+
+
 # ---- captions through the server
 
 
