@@ -173,10 +173,11 @@ def test_export_writes_a_repository_from_a_checkpoint_or_an_export(tiny_checkpoi
     capsys.readouterr()
     assert main(["export", str(tiny_export), "--triton-repo", str(repo), "--triton-model", "mine"]) == 2
     assert main(["export", str(tiny_export)]) == 2
+    assert main(["export", str(tiny_export), "--out", str(tmp_path / "again"), "--triton-repo", str(repo)]) == 2
     assert main(["export", str(tiny_export), "--triton-repo", str(repo), "--triton-model", "a/b"]) == 2
     errors = capsys.readouterr().err.splitlines()
-    assert len(errors) == 3 and "is not a model folder written by streamer" in errors[0]
-    assert "--out DIR" in errors[1] and "Triton model name 'a/b'" in errors[2]
+    assert len(errors) == 4 and "is not a model folder written by streamer" in errors[0]
+    assert "--out DIR" in errors[1] and "give --triton-repo alone" in errors[2] and "Triton model name 'a/b'" in errors[3]
 
 
 def test_where_the_server_cannot_run_the_reason_is_given(tmp_path):

@@ -102,8 +102,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     repo = triton_repo_settings(args)  # before a download or an export of minutes, as --out
     if args.out is None and repo is None:
         raise StreamerError("give --out DIR (the ONNX model dir), --triton-repo REPO (a Triton model repository), or both")
-    if (Path(args.model) / "manifest.json").is_file() and repo is not None and args.out is None:
-        write_repo(Path(args.model), args.triton_repo, repo)  # an export already: only the repository
+    if (Path(args.model) / "manifest.json").is_file():  # an export already: only the repository
+        if repo is None or args.out is not None:
+            raise StreamerError(f"{args.model} is an exported model dir already: give --triton-repo alone to make a "
+                                "Triton repository of it")
+        write_repo(Path(args.model), args.triton_repo, repo)
         return 0
     if args.out is not None:
         check_dir_target(args.out, "--out")
