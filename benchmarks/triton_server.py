@@ -18,15 +18,17 @@ backend's shared memory), not what a separate GPU node gives.
   per second of audio, and whether every stream's finals are the
   same through both (partials depend on how long requests waited).
 
-    python benchmarks/triton.py                          # tiny-nb and XLS-R-300M (int8, random weights)
-    python benchmarks/triton.py --cases tiny-nb --streams 16
+    python benchmarks/triton_server.py                   # tiny-nb and XLS-R-300M (int8, random weights)
+    python benchmarks/triton_server.py --cases tiny-nb --streams 16
+
+Not named triton.py: the benchmarks run with this folder on sys.path, where a triton.py would stand in for
+torch's optional compiler package of that name, which torch looks for when transformers loads a model.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import sys
 import time
@@ -34,31 +36,16 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-# "triton" is also the name of torch's optional compiler, which torch looks for on import: with this folder on
-# sys.path this file would answer for it. The folder leaves sys.path; its modules are loaded by their paths.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+# benchmarks/server.py first: common puts the repository, and its own server.py, on sys.path
+from server import speech_pool
+from common import REPO, cpu_name, machine, speech_audio, table, write_json, xlsr_export  # noqa: E402
 
-
-def sibling(name: str):
-    """benchmarks/NAME.py as the module NAME (as the other benchmarks import each other)."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
-        sys.modules[name] = module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-common = sibling("common")
-REPO, cpu_name, machine, speech_audio, table = (common.REPO, common.cpu_name, common.machine, common.speech_audio,
-                                                common.table)
-
-from streamer.core.events import Final  # noqa: E402
-from streamer.core.stream import Recognizer  # noqa: E402
-from streamer.inference.backend import BackendOptions, ModelInput, create_backend  # noqa: E402
-from streamer.inference.batcher import Batcher, BatchSettings  # noqa: E402
-from streamer.inference.onnx import OnnxBackend, OnnxModel  # noqa: E402
-from streamer.model.triton_repo import write_triton_repo  # noqa: E402
+from streamer.core.events import Final
+from streamer.core.stream import Recognizer
+from streamer.inference.backend import BackendOptions, ModelInput, create_backend
+from streamer.inference.batcher import Batcher, BatchSettings
+from streamer.inference.onnx import OnnxBackend, OnnxModel
+from streamer.model.triton_repo import write_triton_repo
 
 sys.path.insert(0, str(REPO / "deploy"))
 from local_triton import LocalTriton, find_distribution  # noqa: E402
@@ -178,7 +165,7 @@ def run_case(name: str, model_dir, dist, args) -> dict:
         remote = create_backend("triton", BackendOptions(str(folder), url=server.url, log=print))
         batches = asyncio.run(per_batch(local, remote, args.repeats, local.capabilities.max_batch
                                         if local.capabilities.rows_independent else 1))
-        tracks = sibling("server").speech_pool(args.streams, args.seconds)
+        tracks = speech_pool(args.streams, args.seconds)
         here, here_events = run_streams(local, tracks)
         there, there_events = run_streams(remote, tracks, server.process.pid)
         same = "yes" if here_events == there_events else "NO"
@@ -202,16 +189,17 @@ def main() -> None:
     if dist is None:
         sys.exit(f"no CPU tritonserver: {reason}")
 
+    from streaming import default_tiny
+
     cases = []
     if "tiny-nb" in args.cases:
-        cases.append(run_case("tiny-nb fp32", sibling("streaming").default_tiny(), dist, args))
+        cases.append(run_case("tiny-nb fp32", default_tiny(), dist, args))
     if "xlsr" in args.cases:
-        cases.append(run_case("XLS-R-300M int8 (random weights): one window a call", common.xlsr_export("int8"),
-                              dist, args))
+        cases.append(run_case("XLS-R-300M int8 (random weights): one window a call", xlsr_export("int8"), dist, args))
     print(f"\n{cpu_name()}, {machine()['date']}; {args.streams} streams × {args.seconds:g} s")
     for case in cases:
         print(f"\n{case['case']}\n{table(case['batches'], BATCH_COLUMNS)}\n{table(case['streams'], STREAM_COLUMNS)}")
-    print(f"wrote {common.write_json('triton', {'args': vars(args), 'cases': cases})}")
+    print(f"wrote {write_json('triton', {'args': vars(args), 'cases': cases})}")
 
 
 if __name__ == "__main__":
