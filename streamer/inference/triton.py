@@ -14,9 +14,8 @@ until the call's ``timeout_s`` has passed; an outage shorter than that costs the
 captions, and is said in the log when it starts and when it ends. A call made when the server has been
 gone longer than ``timeout_s`` waits only for the channel's next reconnect (``RECONNECT_S``), so streams
 hear of an outage soon, and the first calls after it still find the server. A failed call raises, and
-the batcher does the rest: its
-retries, then an error event for the streams in it, whose captions so far stand. New calls work again as
-soon as the server is back.
+the batcher does the rest: its retries, then an error event for the streams in it, whose captions so far
+stand. New calls work again as soon as the server is back.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ DEADLINE = "StatusCode.DEADLINE_EXCEEDED"
 RETRY_INTERVAL_S = 0.25  # between tries of a call while the server is gone
 RECONNECT_S = 1.5  # a call made after a long outage still waits this long: the channel's next reconnect
 CHANNEL_ARGS = [
-    ("grpc.max_send_message_length", 2**31 - 1),  # a batch of 16 windows of 8 s is 8 MB
+    ("grpc.max_send_message_length", 2**31 - 1),  # 16 windows of 8 s and their masks are 25 MB
     ("grpc.max_receive_message_length", 2**31 - 1),
     ("grpc.initial_reconnect_backoff_ms", 250),  # gRPC's own backoff grows to 2 min: a server that is back
     ("grpc.min_reconnect_backoff_ms", 250),      # would go unnoticed that long
