@@ -199,7 +199,7 @@ def test_a_plugin_backend_gives_the_built_in_captions(tiny_nb, plugin_env, tmp_p
 @pytest.mark.parametrize("name, message", [
     ("nosuchmodule:factory", "cannot import nosuchmodule"),
     ("faultplugin:nothing", "faultplugin has no callable nothing"),
-    ("triton", "not one of onnx nor package.module:factory"),
+    ("tensorrt", "not one of onnx, triton nor package.module:factory"),
 ])
 def test_a_backend_that_cannot_be_loaded_is_one_line(tiny_nb, plugin_env, name, message):
     result = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(NPSC / "norwegian-short-3s.mp3"),

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -43,13 +44,16 @@ def add_export_parser(commands) -> None:
                     "noise and speech inputs, alone and padded in batches; an fp32 export that differs (max |logit diff| "
                     "> 1e-3 or another greedy transcript) is refused and nothing is written.")
     export.add_argument("model", metavar="MODEL", help=f"hub id (e.g. {DEFAULT_MODEL}) or local checkpoint dir")
-    export.add_argument("--out", required=True, type=Path, metavar="DIR", help="where the model dir is written")
+    export.add_argument("--out", type=Path, metavar="DIR", help="where the model dir is written")
     export.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
                         help="fp32 (checked to 1e-3), fp16 (norms and softmax kept fp32) or int8 "
                              "(dynamic quantization of the matrix products); fp16/int8 report their agreement")
     export.add_argument("--revision", help="hub revision (branch, tag or commit)")
     export.add_argument("--check-audio", nargs="*", default=[], metavar="FILE",
                         help="extra speech files for the parity check (any format ffmpeg reads)")
+    from .triton import add_triton_repo_options
+
+    add_triton_repo_options(export)
 
 
 def add_transcribe_parser(commands) -> None:
@@ -93,12 +97,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..model.export import ExportSettings, check_out_dir, default_speech, export_checkpoint
     from ..files import check_dir_target
 
-    check_dir_target(args.out, "--out")  # before a download or an export of minutes
-    check_out_dir(args.out)
+    from .triton import triton_repo_settings, write_repo
+
+    repo = triton_repo_settings(args)  # before a download or an export of minutes, as --out
+    if args.out is None and repo is None:
+        raise StreamerError("give --out DIR (the ONNX model dir), --triton-repo REPO (a Triton model repository), or both")
+    if (Path(args.model) / "manifest.json").is_file():  # an export already: only the repository
+        if repo is None or args.out is not None:
+            raise StreamerError(f"{args.model} is an exported model dir already: give --triton-repo alone to make a "
+                                "Triton repository of it")
+        write_repo(Path(args.model), args.triton_repo, repo)
+        return 0
+    if args.out is not None:
+        check_dir_target(args.out, "--out")
+        check_out_dir(args.out)
     speech = default_speech() + [(Path(f).name, to_float32(read_audio(f))) for f in args.check_audio]
     checkpoint = resolve_checkpoint(args.model, args.revision)
-    manifest = export_checkpoint(checkpoint, args.out, ExportSettings(precision=args.precision), speech, log=log)
-    log(f"wrote {args.out} ({manifest['precision']}, sha256 {manifest['model_sha256'][:12]}…)")
+    with tempfile.TemporaryDirectory(prefix="streamer-export-") as tmp:
+        out = args.out or Path(tmp) / "model"
+        manifest = export_checkpoint(checkpoint, out, ExportSettings(precision=args.precision), speech, log=log)
+        log(f"wrote {out if args.out else 'the model'} ({manifest['precision']}, sha256 {manifest['model_sha256'][:12]}…)")
+        if repo is not None:
+            write_repo(out, args.triton_repo, repo)
     return 0
 
 

@@ -21,9 +21,16 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
                         help="exported model dir, local Hugging Face checkpoint dir, or hub id "
                              f"(exported once into the cache, ~/.cache/streamer or $STREAMER_CACHE). Default: {DEFAULT_MODEL}")
     parser.add_argument("--backend", default="onnx", metavar="NAME",
-                        help="what runs the model: onnx (ONNX Runtime in this process, the default) or a plugin given "
+                        help="what runs the model: onnx (ONNX Runtime in this process, the default), triton (NVIDIA "
+                             "Triton Inference Server at --triton-url; --model is then the model folder of a repository "
+                             "written by 'streamer export --triton-repo') or a plugin given "
                              "as package.module:factory, a function that takes a "
                              "streamer.inference.backend.BackendOptions and returns a Backend (see the README)")
+    parser.add_argument("--triton-url", metavar="HOST:PORT",
+                        help="with --backend triton: the server's gRPC endpoint (default 127.0.0.1:8001)")
+    parser.add_argument("--triton-timeout-s", type=float, default=10.0, metavar="S",
+                        help="with --backend triton: the most one model call may take, waiting for a lost server "
+                             "included; then the call fails, is retried, and its streams end with an error (default 10)")
     parser.add_argument("--compute", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
                         help="where ONNX Runtime runs the model; auto takes CUDA when onnxruntime-gpu sees a GPU, "
                              "else the CPU; tensorrt: TensorRT's provider where its libraries are installed, then "
@@ -120,8 +127,11 @@ def load_runner(args: argparse.Namespace, max_batch: int | None = None):
     """The backend --backend names, for --model and the runner's options."""
     from ..inference.backend import BackendOptions, create_backend
 
+    if args.triton_url and args.backend == "onnx":
+        raise StreamerError("--triton-url is for --backend triton")
     return create_backend(args.backend, BackendOptions(args.model, args.compute, args.threads, args.precision,
-                                                       max_batch, log=log))
+                                                       max_batch, log=log, url=args.triton_url,
+                                                       timeout_s=args.triton_timeout_s))
 
 
 def with_vad_options(settings, args: argparse.Namespace):

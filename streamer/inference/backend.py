@@ -18,7 +18,8 @@ metadata lives apart from the session that runs the model: ``ModelInfo.load(dir)
 an exported model dir without loading any weights.
 
 Built in: ``onnx`` (ONNX Runtime in process, on a worker thread; ``streamer.inference.onnx``, made by
-``streamer.model.loader.onnx_backend``). A
+``streamer.model.loader.onnx_backend``) and ``triton`` (NVIDIA Triton Inference Server over gRPC;
+``streamer.inference.triton``). A
 user's own is named ``package.module:factory`` (``--backend`` on every command): the factory is
 called with a ``BackendOptions`` and returns a backend, so a deployment can bring its own
 inference service.
@@ -120,11 +121,14 @@ class BackendOptions:
     device: str = "auto"  # auto, cpu or cuda
     threads: int = 0  # intra-op threads, 0 for the runtime's default
     precision: str = "auto"  # for a checkpoint exported on first use
-    max_batch: int | None = None  # None: the backend's choice (ONNX Runtime: 8 on a CPU, 256 on a GPU)
+    max_batch: int | None = None  # None: the backend's choice (ONNX Runtime: 8 on a CPU, 256 on a GPU; Triton: the
+    # served model's max_batch_size)
     log: Callable[[str], None] = field(default=lambda message: None, repr=False, compare=False)
+    url: str | None = None  # the inference server of a remote backend (--triton-url), None for its default
+    timeout_s: float = 10.0  # the most one remote model call may take
 
 
-BUILT_IN = {"onnx": "streamer.model.loader:onnx_backend"}
+BUILT_IN = {"onnx": "streamer.model.loader:onnx_backend", "triton": "streamer.inference.triton:triton_backend"}
 
 
 def backend_factory(name: str) -> Callable[[BackendOptions], Backend]:
