@@ -360,20 +360,19 @@ def test_a_defect_in_batching_itself_fails_those_streams_and_never_hangs_them(ba
                 raise TypeError("injected: grouping failed")
             return groups(requests)
 
+        async def one_stream(audio) -> list:
+            events: list = []
+            entry = batcher.add(Recognizer(backend.info, StreamSettings()).stream(), events.extend)
+            for start in range(0, len(audio), 1600):
+                await batcher.feed(entry, audio[start:start + 1600])
+            await batcher.end(entry)
+            await asyncio.wait_for(entry.drained.wait(), 60)
+            return events
+
         batcher._groups = groups_once
         consumer = asyncio.create_task(batcher.run())
-        first: list = []
-        entry = batcher.add(Recognizer(backend.info, StreamSettings()).stream(), first.extend)
-        for start in range(0, len(audios[0]), 1600):
-            await batcher.feed(entry, audios[0][start:start + 1600])
-        await batcher.end(entry)
-        await asyncio.wait_for(entry.drained.wait(), 30)
-        later: list = []
-        entry = batcher.add(Recognizer(backend.info, StreamSettings()).stream(), later.extend)
-        for start in range(0, len(audios[1]), 1600):
-            await batcher.feed(entry, audios[1][start:start + 1600])
-        await batcher.end(entry)
-        await asyncio.wait_for(entry.drained.wait(), 60)
+        first = await one_stream(audios[0])
+        later = await one_stream(audios[1])
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
         await batcher.close()
