@@ -36,7 +36,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import wave
@@ -44,27 +43,23 @@ from pathlib import Path
 
 import numpy as np
 
-from common import OUT, REPO, cpu_name, table, write_json, xlsr_export
+# benchmarks/server.py first: common puts the repository, and its own server.py, on sys.path
+from server import pct, speech_pool
+from common import OUT, cpu_name, table, write_json, xlsr_export  # noqa: E402
 
 BLOCK_SAMPLES = 1600  # 100 ms
 SPEECH = OUT / "gpu_speech.wav"
 
 
 # ---- speech
-def prepare_speech(path: Path, seconds: float = 240.0, seed: int = 3) -> Path:
-    """Held-out sentences, paused, five voices in turn, into one 16 kHz WAV (streams start at different
-    offsets into it)."""
-    from models.synth import heldout_sentences, talk
-
-    rng = np.random.default_rng(seed)
-    sentences, audio = heldout_sentences(), np.zeros(0, np.float32)
-    while len(audio) < seconds * 16000:
-        picked = [sentences[i] for i in rng.choice(len(sentences), 8, replace=False)]
-        audio = np.concatenate([audio, talk(picked, rng, (0.4, 1.2))[0]])
+def prepare_speech(path: Path, seconds: float = 240.0) -> Path:
+    """Held-out sentences, paused, five voices in turn (server.py's speech), into one 16 kHz WAV (streams
+    start at different offsets into it)."""
+    audio = speech_pool(1, seconds)[0]
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1), out.setsampwidth(2), out.setframerate(16000)
-        out.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
+        out.writeframes(audio.tobytes())
     return path
 
 
@@ -240,10 +235,6 @@ def step(backend, speech: np.ndarray, n: int, args) -> dict:
     }
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 COLUMNS = [("streams", "N", "d"), ("windows_per_call", "windows/call", ".1f"), ("call_ms", "ms/call", ".1f"),
            ("model_busy", "model busy", ".2f"), ("partial_p50", "partial p50 s", ".3f"), ("partial_p95", "p95", ".3f"),
            ("final_p50", "final p50 s", ".3f"), ("final_p95", "p95", ".3f"), ("gpu_util", "GPU %", ".0f"),
@@ -348,5 +339,4 @@ def gpu_name() -> str | None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO / "benchmarks"))
     main()

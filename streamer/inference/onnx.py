@@ -65,7 +65,7 @@ def pad_batch(audios: list[np.ndarray], length: int | None = None) -> tuple[np.n
     if length is not None and length < longest:
         raise AssertionError(f"a batch padded to {length} samples holds a window of {longest}")
     batch = np.zeros((len(audios), length or longest), dtype=np.float32)
-    mask = np.zeros((len(audios), longest), dtype=np.int64)
+    mask = np.zeros(batch.shape, dtype=np.int64)
     for row, audio in enumerate(audios):
         batch[row, : len(audio)] = audio
         mask[row, : len(audio)] = 1
@@ -105,6 +105,20 @@ def release_freed_memory() -> bool:
             except (OSError, AttributeError):
                 pass
     return _malloc_fixed
+
+
+def model_inputs(info: ModelInfo, audios: list[np.ndarray], stats: list[tuple[float, float] | None],
+                 buckets: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """A call's input_values and attention_mask: each window normalized (when the model normalizes), padded to
+    the longest, or to the length bucket that holds it (shapes.py)."""
+    prepared = [normalize(audio, st) if info.do_normalize else np.asarray(audio, np.float32)
+                for audio, st in zip(audios, stats)]
+    return pad_batch(prepared, bucket_of(max(len(audio) for audio in prepared), buckets))
+
+
+def unpadded(logits: np.ndarray, audios: list[np.ndarray], info: ModelInfo) -> list[np.ndarray]:
+    """Each window's own frames of a call's logits, as float32."""
+    return [logits[row, : info.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]
 
 
 def choose_providers(device: str, device_id: int = 0, cache_dir: Path | None = None) -> list:
@@ -200,22 +214,18 @@ class OnnxModel:
                 f"audio of {short} samples is shorter than the model's receptive field "
                 f"({self.geometry.receptive_field_samples} samples)"
             )
-        stats = stats or [None] * len(audios)
-        prepared = [normalize(audio, st) if self.do_normalize else np.asarray(audio, np.float32)
-                    for audio, st in zip(audios, stats)]
-        batch, mask = pad_batch(prepared, bucket_of(max(len(audio) for audio in prepared), self.buckets))
+        batch, mask = model_inputs(self.info, audios, stats or [None] * len(audios), self.buckets)
         if self._binding is not None:
             logits = self._binding.run(batch, mask, self.run_options)
         else:
             (logits,) = self.session.run(["logits"], {"input_values": batch, "attention_mask": mask}, self.run_options)
-        return [logits[row, : self.geometry.n_frames(len(audio))].astype(np.float32) for row, audio in enumerate(audios)]
+        return unpadded(logits, audios, self.info)
 
 
 class DeviceBinding:
-    """Runs through ONNX Runtime's I/O binding: the batch is copied to the device once, as one tensor,
-    and the logits are allocated there by the session's own arena and copied back once, so nothing
-    bounces through an intermediate host buffer, and a call on one thread does not wait on another's
-    copies (each call binds its own)."""
+    """Runs through ONNX Runtime's I/O binding: the batch goes to the device once, as one tensor, the
+    logits are allocated there by the session's own arena and copied back once; each call binds its own,
+    so calls on several threads do not share buffers."""
 
     def __init__(self, session, device_type: str, device_id: int = 0):
         self.session, self.device_type, self.device_id = session, device_type, device_id

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import StreamerError
 from .backend import MANIFEST, BackendOptions, Capabilities, ModelInfo, ModelInput
-from .onnx import normalize, pad_batch
+from .onnx import model_inputs, unpadded
 
 DEFAULT_URL = "127.0.0.1:8001"
 INPUTS = ("input_values", "attention_mask")
@@ -167,9 +167,8 @@ class TritonBackend:
         self._down_since: float | None = None  # when the server was found gone; None while it answers
 
     async def logits(self, batch: list[ModelInput]) -> list[np.ndarray]:
-        prepared = [normalize(item.audio, item.stats) if self.info.do_normalize else np.asarray(item.audio, np.float32)
-                    for item in batch]
-        values, mask = pad_batch(prepared)
+        audios = [item.audio for item in batch]
+        values, mask = model_inputs(self.info, audios, [item.stats for item in batch])
         deadline = time.monotonic() + self.settings.timeout_s
         while True:
             try:
@@ -180,8 +179,7 @@ class TritonBackend:
         if self._down_since is not None:
             self.log(f"Triton at {self.settings.url} is back after {time.monotonic() - self._down_since:.1f} s")
             self._down_since = None
-        geometry = self.info.geometry
-        return [out[row, : geometry.n_frames(len(item.audio))].astype(np.float32) for row, item in enumerate(batch)]
+        return unpadded(out, audios, self.info)
 
     async def _infer(self, values: np.ndarray, mask: np.ndarray, deadline: float) -> np.ndarray:
         grpc = client_module()
