@@ -17,17 +17,17 @@ NPSC = REPO / "tests" / "data" / "npsc"
 sys.path.insert(0, str(REPO))
 
 
-def xlsr_export(precision: str, checkpoint: Path | None = None) -> Path:
-    """An exported XLS-R-300M-architecture model (random weights unless a checkpoint is given), cached in OUT."""
+def xlsr_export(precision: str, checkpoint: Path | None = None, root: Path = OUT) -> Path:
+    """An exported XLS-R-300M-architecture model (random weights unless a checkpoint is given), cached in root."""
     from models.random_checkpoint import save_random_checkpoint
     from streamer.model.checkpoint import resolve_checkpoint
     from streamer.model.export import ExportSettings, export_checkpoint
 
-    checkpoint = checkpoint or OUT / "xlsr-300m-random"
+    checkpoint = checkpoint or root / "xlsr-300m-random"
     if not (checkpoint / "config.json").exists():
         print(f"building a random-weight XLS-R-300M checkpoint in {checkpoint}", file=sys.stderr)
         save_random_checkpoint(checkpoint, "xlsr-300m")
-    target = OUT / f"{checkpoint.name}-onnx-{precision}"
+    target = root / f"{checkpoint.name}-onnx-{precision}"
     if not (target / "manifest.json").exists():
         print(f"exporting {checkpoint} ({precision})", file=sys.stderr)
         export_checkpoint(resolve_checkpoint(str(checkpoint)), target, ExportSettings(precision=precision),

@@ -12,7 +12,7 @@ from streamer.errors import StreamerError
 from streamer.inference.backend import Capabilities, ModelInput
 from streamer.inference.batcher import BatchSettings
 from streamer.inference.onnx import CPU_BATCH, OnnxBackend, OnnxModel, RunnerSettings
-from streamer.inference.shapes import GPU_BUCKETS_MS, bucket_of, to_samples
+from streamer.inference.shapes import GPU_BUCKETS_MS, GPU_ROW_BUCKETS, bucket_of, rows_of, to_samples
 
 from test_batcher import clean_finals, finals_of, run_streams, to_int16
 
@@ -27,6 +27,8 @@ def test_a_window_is_padded_to_the_smallest_bucket_that_holds_it():
     assert [bucket_of(n, buckets) for n in (1, 16000, 16001, 40000, 64000)] == [16000, 16000, 32000, 64000, 64000]
     assert bucket_of(64001, buckets) == 128000 and bucket_of(200000, buckets) == 256000  # multiples of the largest
     assert bucket_of(12345, ()) == 12345
+    assert [rows_of(n, GPU_ROW_BUCKETS) for n in (1, 3, 8, 9, 200, 256, 300)] == [1, 4, 8, 16, 256, 256, 300]
+    assert rows_of(5, ()) == 5
     for bad in ((2000, 1000), (0, 1000), (1000, 1000)):
         with pytest.raises(StreamerError, match="increasing"):
             RunnerSettings(buckets_ms=bad)
@@ -43,9 +45,11 @@ def test_padded_to_buckets_every_row_is_a_lone_run(tiny_nb, io_binding):
     """Calls padded to length buckets (and bound to the device's memory, here the CPU's) give each window
     the logits it gets alone, and keep only its own frames."""
     plain = OnnxModel(tiny_nb, RunnerSettings(device="cpu"))
-    bucketed = OnnxModel(tiny_nb, RunnerSettings(device="cpu", buckets_ms=GPU_BUCKETS_MS, io_binding=io_binding))
+    bucketed = OnnxModel(tiny_nb, RunnerSettings(device="cpu", buckets_ms=GPU_BUCKETS_MS, io_binding=io_binding,
+                                                 row_buckets=True))
     assert plain.buckets == () and len(bucketed.buckets) == len(GPU_BUCKETS_MS)
-    batch = windows(6, seed=3)
+    assert plain.row_buckets == () and bucketed.row_buckets == GPU_ROW_BUCKETS
+    batch = windows(6, seed=3)  # padded to 8 rows
     together = bucketed.logits(batch)
     for audio, logits in zip(batch, together):
         alone = plain.logits([audio])[0]
@@ -61,8 +65,9 @@ def test_fp16_rows_padded_to_buckets_agree_with_lone_runs(tiny_checkpoint, tmp_p
 
     export_checkpoint(resolve_checkpoint(str(tiny_checkpoint)), tmp_path / "fp16", ExportSettings(precision="fp16"))
     lone = OnnxModel(tmp_path / "fp16", RunnerSettings(device="cpu"))
-    bucketed = OnnxModel(tmp_path / "fp16", RunnerSettings(device="cpu", buckets_ms=GPU_BUCKETS_MS, io_binding=True))
-    batch = windows(5, seed=4)
+    bucketed = OnnxModel(tmp_path / "fp16", RunnerSettings(device="cpu", buckets_ms=GPU_BUCKETS_MS, io_binding=True,
+                                                           row_buckets=True))
+    batch = windows(5, seed=4)  # padded to 8 rows
     agree = []
     for audio, logits in zip(batch, bucketed.logits(batch)):
         alone = lone.logits([audio])[0]
@@ -152,12 +157,15 @@ def test_the_gpu_benchmark_runs_its_whole_path_on_the_cpu(tmp_path):
 
     repo = Path(__file__).resolve().parent.parent
     result = subprocess.run([sys.executable, str(repo / "benchmarks" / "gpu.py"), "--device", "cpu", "--tiny",
-                             "--streams", "2", "6", "--seconds", "5", "--speech", str(tmp_path / "speech.wav"),
+                             "--plan", "1:2,6", "2:4", "--sweep", "batch=4,flight=2", "--seconds", "5",
+                             "--speech", str(tmp_path / "speech.wav"),
                              "--speech-s", "30"], capture_output=True, text=True, timeout=300, cwd=repo)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "argmax agreement 1.0000" in result.stdout
     written = json.loads(Path(result.stdout.strip().splitlines()[-1].split()[1]).read_text())
-    assert [row["streams"] for row in written["rows"]] == [2, 6]
-    assert all(row["calls"] > 0 and row["partial_p95"] < 5 and row["gateway_cpu_ms_per_stream_s"] > 0
-               for row in written["rows"])
-    assert written["verdict"][0].startswith("largest N with partial p95")
+    rows = written["rows"]
+    assert [(row["processes"], row["streams"]) for row in rows] == [(1, 2), (1, 6), (2, 4), (2, 4)]
+    assert (rows[-1]["max_batch"], rows[-1]["in_flight"]) == (4, 2)  # the sweep's variant
+    assert all(row["calls"] > 0 and row["partial_p95"] < 5 and row["gateway_cpu_ms_per_stream_s"] > 0 for row in rows)
+    assert written["verdict"][:2] == ["1 gateway process: largest N with partial p95 ≤ 0.5 s: 6",
+                                      "2 gateway processes: largest N with partial p95 ≤ 0.5 s: 4"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import StreamerError
 from .backend import MANIFEST, MODEL_FILE, Capabilities, ModelInfo, ModelInput
-from .shapes import GPU_BUCKETS_MS, bucket_of, check_buckets, to_samples
+from .shapes import GPU_BUCKETS_MS, GPU_ROW_BUCKETS, bucket_of, check_buckets, rows_of, to_samples
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -39,6 +39,7 @@ class RunnerSettings:
     release_memory: bool = True  # what a call adds to the CPU arena goes back when it returns (module doc)
     buckets_ms: tuple[int, ...] | None = None  # window lengths calls are padded to (shapes.py); None: on a GPU
     # shapes.GPU_BUCKETS_MS, on a CPU none (each call padded to its longest window only)
+    row_buckets: bool | None = None  # a call's rows padded to shapes.GPU_ROW_BUCKETS (None: on a GPU)
     io_binding: bool | None = None  # inputs and outputs bound to the device (None: on a GPU)
     device_id: int = 0  # which GPU
 
@@ -59,13 +60,15 @@ def normalize(audio: np.ndarray, stats: tuple[float, float] | None = None) -> np
     return (audio - np.float32(mean)) / np.float32(np.sqrt(var + 1e-7))
 
 
-def pad_batch(audios: list[np.ndarray], length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad to length (default: the longest input); the attention mask marks real samples with 1."""
+def pad_batch(audios: list[np.ndarray], length: int | None = None, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad to length (default: the longest input); the attention mask marks real samples with 1. rows:
+    the batch padded with rows of silence to this many (their mask all 1, so no row is wholly masked)."""
     longest = max(len(audio) for audio in audios)
     if length is not None and length < longest:
         raise AssertionError(f"a batch padded to {length} samples holds a window of {longest}")
-    batch = np.zeros((len(audios), length or longest), dtype=np.float32)
+    batch = np.zeros((max(rows or 0, len(audios)), length or longest), dtype=np.float32)
     mask = np.zeros(batch.shape, dtype=np.int64)
+    mask[len(audios):] = 1
     for row, audio in enumerate(audios):
         batch[row, : len(audio)] = audio
         mask[row, : len(audio)] = 1
@@ -108,12 +111,13 @@ def release_freed_memory() -> bool:
 
 
 def model_inputs(info: ModelInfo, audios: list[np.ndarray], stats: list[tuple[float, float] | None],
-                 buckets: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+                 buckets: tuple[int, ...] = (), row_buckets: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
     """A call's input_values and attention_mask: each window normalized (when the model normalizes), padded to
-    the longest, or to the length bucket that holds it (shapes.py)."""
+    the longest, or to the length bucket that holds it, and the rows to their row bucket (shapes.py)."""
     prepared = [normalize(audio, st) if info.do_normalize else np.asarray(audio, np.float32)
                 for audio, st in zip(audios, stats)]
-    return pad_batch(prepared, bucket_of(max(len(audio) for audio in prepared), buckets))
+    return pad_batch(prepared, bucket_of(max(len(audio) for audio in prepared), buckets),
+                     rows_of(len(prepared), row_buckets))
 
 
 def unpadded(logits: np.ndarray, audios: list[np.ndarray], info: ModelInfo) -> list[np.ndarray]:
@@ -180,6 +184,8 @@ class OnnxModel:
         on_gpu = self.on_gpu
         buckets_ms = settings.buckets_ms if settings.buckets_ms is not None else GPU_BUCKETS_MS if on_gpu else ()
         self.buckets = to_samples(buckets_ms, self.geometry.sample_rate)
+        pad_rows = settings.row_buckets if settings.row_buckets is not None else on_gpu
+        self.row_buckets = GPU_ROW_BUCKETS if pad_rows else ()
         bind = settings.io_binding if settings.io_binding is not None else on_gpu
         self._binding = DeviceBinding(self.session, "cuda" if on_gpu else "cpu", settings.device_id) if bind else None
         outputs = self.session.get_outputs()[0].shape[-1]
@@ -214,7 +220,7 @@ class OnnxModel:
                 f"audio of {short} samples is shorter than the model's receptive field "
                 f"({self.geometry.receptive_field_samples} samples)"
             )
-        batch, mask = model_inputs(self.info, audios, stats or [None] * len(audios), self.buckets)
+        batch, mask = model_inputs(self.info, audios, stats or [None] * len(audios), self.buckets, self.row_buckets)
         if self._binding is not None:
             logits = self._binding.run(batch, mask, self.run_options)
         else:

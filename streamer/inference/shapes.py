@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from ..errors import StreamerError
 
+# rows: a call's batch is padded to the next of these (a GPU's kernels and cuDNN's algorithm choice are per
+# shape, and calls carry any number of windows from 1 to max_batch; at full load calls are full anyway)
+GPU_ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 GPU_BUCKETS_MS = (1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 16000, 20000, 24000, 32000)
 
 
@@ -37,3 +40,9 @@ def bucket_of(n_samples: int, buckets: tuple[int, ...]) -> int:
     if not buckets:
         return n_samples
     return -(-n_samples // buckets[-1]) * buckets[-1]
+
+
+def rows_of(n_rows: int, buckets: tuple[int, ...]) -> int:
+    """The padded batch size of a call: the smallest row bucket that holds it (none, or more than the largest:
+    its own)."""
+    return next((bucket for bucket in buckets if n_rows <= bucket), n_rows)
