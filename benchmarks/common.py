@@ -20,8 +20,8 @@ sys.path.insert(0, str(REPO))
 def xlsr_export(precision: str, checkpoint: Path | None = None, root: Path = OUT) -> Path:
     """An exported XLS-R-300M-architecture model (random weights unless a checkpoint is given), cached in root."""
     from models.random_checkpoint import save_random_checkpoint
-    from streamer.model.checkpoint import resolve_checkpoint
-    from streamer.model.export import ExportSettings, export_checkpoint
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.export.onnx_export import ExportSettings, export_checkpoint
 
     checkpoint = checkpoint or root / "xlsr-300m-random"
     if not (checkpoint / "config.json").exists():

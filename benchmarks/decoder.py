@@ -21,7 +21,7 @@ from common import REPO, cpu_name, table, write_json
 from streamer.text.ctc import greedy_words, words_text
 from streamer.text.decoder import BeamDecoder, DecoderSettings
 from streamer.text.scoring import cer, wer
-from streamer.inference.onnx import OnnxModel
+from streamer.backends.onnx import OnnxModel
 
 
 def main() -> None:

@@ -189,7 +189,7 @@ async def drive(backend, speech: np.ndarray, n: int, args, seed: int, start_wall
     """N streams for args.seconds of real time through one batcher, starting at wall time start_wall; their
     latencies and the batcher's calls, as plain data (it crosses process boundaries)."""
     from streamer.core.stream import Recognizer, StreamSettings
-    from streamer.inference.batcher import Batcher, BatchSettings
+    from streamer.driver.batcher import Batcher, BatchSettings
 
     reports = []
     batcher = Batcher(backend, BatchSettings(max_windows=batch["max_batch"], max_wait_ms=batch["wait_ms"]),
@@ -240,7 +240,7 @@ class Gateways:
             return
         # Each process keeps its own CUDA arena: 8 of them warming 256 rows of 4 s ran the H200 out of memory
         # (2.5 GB for one LayerNorm's buffer), so P processes share the single process's rows between them.
-        from streamer.inference.onnx import GPU_BATCH
+        from streamer.backends.onnx import GPU_BATCH
 
         args = argparse.Namespace(**{**vars(args), "max_batch": args.max_batch or max(16, GPU_BATCH // processes)})
         self.args = args
@@ -278,7 +278,7 @@ class Gateway:
     """One process's side: the fp16 session on the device, warmed, and the speech."""
 
     def __init__(self, model_dir: Path, args, threads: int):
-        from streamer.inference.onnx import OnnxBackend, OnnxModel, RunnerSettings
+        from streamer.backends.onnx import OnnxBackend, OnnxModel, RunnerSettings
 
         self.args, self.speech = args, load_speech(args.speech, args.speech_s)
         self.model = OnnxModel(model_dir, RunnerSettings(device=args.device, intra_op_threads=threads))
@@ -287,7 +287,7 @@ class Gateway:
         asyncio.run(warm(self.backend))
 
     def run(self, n: int, seed: int, start_wall: float, batch: dict) -> dict:
-        from streamer.inference.onnx import OnnxBackend
+        from streamer.backends.onnx import OnnxBackend
 
         wanted = (batch["max_batch"] or self.args.max_batch, batch["in_flight"])  # None: the process's own rows
         if wanted != self.shape:
@@ -449,7 +449,7 @@ def main() -> None:
             print(f"exported {xlsr_export(precision, root=args.export_to)}", flush=True)
         return
     began = time.perf_counter()
-    from streamer.inference.onnx import OnnxModel, RunnerSettings
+    from streamer.backends.onnx import OnnxModel, RunnerSettings
 
     speech = load_speech(args.speech, args.speech_s)
     fp32_dir, fp16_dir, export_s = models(args)
@@ -482,7 +482,7 @@ def main() -> None:
 async def warm(backend) -> None:
     """One call per length bucket up to 8 s, and per row bucket at the streaming windows' lengths (3 and 4 s),
     so no step pays for a first plan or cuDNN's algorithm search."""
-    from streamer.inference.backend import ModelInput
+    from streamer.backends.backend import ModelInput
 
     lengths = [b for b in backend.capabilities.length_buckets if b <= 8 * 16000] or [48000]
     rows = backend.model.row_buckets or (1,)

@@ -31,8 +31,8 @@ from common import cpu_name, table, write_json  # noqa: E402
 
 def expected_finals(model_dir: Path, tracks: list[np.ndarray]) -> list[list[tuple]]:
     from streamer.core.events import Final
-    from streamer.inference.driver import Captioner
-    from streamer.inference.onnx import OnnxModel
+    from streamer.driver.captioner import Captioner
+    from streamer.backends.onnx import OnnxModel
 
     with Captioner(OnnxModel(model_dir)) as captioner:
         out = []

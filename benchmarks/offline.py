@@ -38,8 +38,8 @@ def main() -> None:
 
     import torch
 
-    from streamer.model.checkpoint import load_torch_model, resolve_checkpoint
-    from streamer.inference.onnx import OnnxModel, normalize
+    from streamer.export.checkpoint import load_torch_model, resolve_checkpoint
+    from streamer.backends.onnx import OnnxModel, normalize
 
     audio = speech_audio(args.seconds)
     exports = {p: xlsr_export(p, args.checkpoint) for p in ("fp32", "int8")}

@@ -9,7 +9,7 @@ sending its last word's audio to receiving it. N grows (--streams) until the p95
 passes --limit-s (1 s) or the server refuses or falls behind; the table gives the
 largest N that stayed under it, with batching on (windows of several streams per model call) and
 off (--max-batch 1), for tiny-nb and for the XLS-R-300M architecture (int8, random weights, whose
-windows are batched only with --batch-int8: see streamer/inference/batcher.py).
+windows are batched only with --batch-int8: see streamer/driver/batcher.py).
 
     python benchmarks/server.py                  # every case (about 15 minutes on 2 cores)
     python benchmarks/server.py --cases tiny-nb --streams 1 8 16 32

@@ -63,8 +63,8 @@ class Finals:
 
 def soak_stream(model_dir: Path, audio: np.ndarray) -> dict:
     from streamer.core.events import Final
-    from streamer.inference.driver import Captioner
-    from streamer.inference.onnx import OnnxModel
+    from streamer.driver.captioner import Captioner
+    from streamer.backends.onnx import OnnxModel
 
     minute = 60 * 16000
     rows, finals = [], Finals(len(audio) / 16000)

@@ -46,8 +46,8 @@ from common import REPO, cpu_name, table, write_json, xlsr_export
 
 from streamer.core.events import Final, Partial, broken_promises
 from streamer.text.scoring import cer, edit_distance, wer
-from streamer.core.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array
-from streamer.inference.onnx import OnnxModel
+from streamer.driver.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array
+from streamer.backends.onnx import OnnxModel
 from streamer.core.stream import Recognizer, StreamSettings
 from streamer.captions.cues import CueWriter, LiveCues
 from streamer.core.windower import CommitSettings, WindowSettings
@@ -394,8 +394,8 @@ def default_tiny() -> Path:
 
     from common import OUT
 
-    from streamer.model.checkpoint import resolve_checkpoint
-    from streamer.model.export import export_checkpoint
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.export.onnx_export import export_checkpoint
 
     weights = (REPO / "models" / "tiny-nb" / "model.safetensors").read_bytes()
     target = OUT / f"tiny-nb-onnx-fp32-{hashlib.sha256(weights).hexdigest()[:12]}"

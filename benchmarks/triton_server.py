@@ -42,10 +42,11 @@ from common import REPO, cpu_name, machine, speech_audio, table, write_json, xls
 
 from streamer.core.events import Final
 from streamer.core.stream import Recognizer
-from streamer.inference.backend import BackendOptions, ModelInput, create_backend
-from streamer.inference.batcher import Batcher, BatchSettings
-from streamer.inference.onnx import OnnxBackend, OnnxModel
-from streamer.model.triton_repo import write_triton_repo
+from streamer.backends.backend import BackendOptions, ModelInput
+from streamer.export.loader import create_backend
+from streamer.driver.batcher import Batcher, BatchSettings
+from streamer.backends.onnx import OnnxBackend, OnnxModel
+from streamer.export.triton_repo import write_triton_repo
 
 sys.path.insert(0, str(REPO / "deploy"))
 from local_triton import LocalTriton, find_distribution  # noqa: E402

@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from streamer import SAMPLE_RATE
+from streamer.model.geometry import SAMPLE_RATE
 from streamer.errors import StreamerError
 from streamer.core.events import Final, Partial
 

@@ -81,18 +81,18 @@ def synthesized_items(sentences: list[tuple[str, str]], voice: str, speed_wpm: i
 
 def transcribe(audio: np.ndarray, recognizer) -> str:
     """The offline path's text of audio (a recognizer made by offline_recognizer)."""
-    from streamer.core.offline import finals
+    from streamer.driver.offline import finals
 
     stream = recognizer.stream()
     return " ".join(f.raw for f in finals(stream.accept(audio) + stream.finish()))
 
 
 def offline_recognizer(model, use_vad: bool, decoder):
-    """The offline path as streamer.core.offline runs it, with one decoder (its language model loaded once)."""
+    """The offline path as streamer.driver.offline runs it, with one decoder (its language model loaded once)."""
     from dataclasses import replace
 
-    from streamer.core.offline import OfflineSettings
-    from streamer.inference.driver import Captioner
+    from streamer.driver.offline import OfflineSettings
+    from streamer.driver.captioner import Captioner
 
     settings = OfflineSettings(decoder=decoder)
     return Captioner(model, replace(settings, vad=replace(settings.vad, enabled=use_vad)).stream_settings())
@@ -126,7 +126,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from streamer.errors import StreamerError
-    from streamer.model.loader import load_model
+    from streamer.export.loader import load_model
     from streamer.text.scoring import cer, wer
 
     from streamer.text.decoder import DecoderSettings

@@ -188,7 +188,7 @@ def augment(audio: np.ndarray, rng: np.random.Generator, aug: Augmentation = Aug
 
 def normalize_audio(audio: np.ndarray) -> np.ndarray:
     """Zero mean, unit variance, as Wav2Vec2FeatureExtractor(do_normalize=True) and streamer's runner."""
-    from streamer.inference.onnx import normalize
+    from streamer.backends.onnx import normalize
 
     return normalize(audio)
 

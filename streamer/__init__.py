@@ -2,5 +2,4 @@
 
 __version__ = "0.1.0"
 
-SAMPLE_RATE = 16_000
 DEFAULT_MODEL = "NbAiLab/XLSR-300M-bokmaal"

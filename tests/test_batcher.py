@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from streamer.core.events import Error, Final
 from streamer.core.stream import Recognizer, StreamSettings
-from streamer.inference.backend import Capabilities, ModelInput
-from streamer.inference.batcher import Batcher, BatchSettings
-from streamer.inference.driver import Captioner
-from streamer.inference.onnx import OnnxBackend, OnnxModel
+from streamer.backends.backend import Capabilities, ModelInput
+from streamer.driver.batcher import Batcher, BatchSettings
+from streamer.backends.onnx import OnnxBackend, OnnxModel
 
 from models import synth
+from helpers import clean_finals, finals_of, run_streams, to_int16
 
 DC = 0.05  # the offset that marks one client's audio (its windows' mean), so a backend can single it out
 
@@ -40,10 +40,6 @@ def clips():
                       np.zeros(8000 if i % 2 == 0 else 0, np.float32)]
         out.append(np.clip(np.concatenate([np.zeros(4000, np.float32), *parts, np.zeros(8000, np.float32)]), -1, 1))
     return out
-
-
-def to_int16(audio: np.ndarray, offset: float = 0.0) -> np.ndarray:
-    return (np.clip(audio + offset, -1, 1) * 32767).astype(np.int16)
 
 
 class Wrapped:
@@ -77,55 +73,6 @@ class Wrapped:
 
     def close(self) -> None:
         pass
-
-
-def clean_finals(backend, audio: np.ndarray) -> list[dict]:
-    stream = Captioner(backend).stream()
-    events = []
-    for start in range(0, len(audio), 1600):
-        events += stream.accept(audio[start:start + 1600])
-    return [e.to_json() for e in events + stream.finish() if isinstance(e, Final)]
-
-
-async def run_streams(backend, audios, batch: BatchSettings, block_sizes=None, patch=None,
-                      keep_up_every: int = 1) -> list[list]:
-    """Every audio as its own stream through one batcher, fed concurrently; each stream's events. A feeder
-    waits for its stream's requests to be run after every keep_up_every-th block (0: never, a flood)."""
-    batcher = Batcher(backend, batch)
-    consumer = asyncio.create_task(batcher.run())
-    recognizer = Recognizer(backend.info, StreamSettings())
-    events: list[list] = [[] for _ in audios]
-    entries = []
-    for i in range(len(audios)):
-        stream = recognizer.stream()
-        if patch is not None:
-            patch(i, stream, events[i])
-        entries.append(batcher.add(stream, events[i].extend))
-
-    async def feed(i: int) -> None:
-        sizes = block_sizes[i] if block_sizes else [1600]
-        position, k = 0, 0
-        while position < len(audios[i]):
-            size = sizes[k % len(sizes)]
-            await batcher.feed(entries[i], audios[i][position:position + size])
-            position, k = position + size, k + 1
-            if keep_up_every and k % keep_up_every == 0:
-                await entries[i].drained.wait()
-            await asyncio.sleep(0)
-        await batcher.end(entries[i])
-        await asyncio.wait_for(entries[i].drained.wait(), 120)
-
-    try:
-        await asyncio.gather(*(feed(i) for i in range(len(audios))))
-    finally:
-        consumer.cancel()
-        await asyncio.gather(consumer, return_exceptions=True)
-        await batcher.close()
-    return events
-
-
-def finals_of(events) -> list[dict]:
-    return [e.to_json() for e in events if isinstance(e, Final)]
 
 
 def check_failed_stream(events, clean: list[dict]) -> None:

@@ -11,8 +11,7 @@ import websockets
 
 from streamer.sources.ffmpeg import read_audio
 
-from conftest import espeak
-from test_server import start_server
+from helpers import espeak, start_server
 
 SENTENCES = ["stortinget har vedtatt budsjettet", "regjeringen tar det til etterretning",
              "kongen åpnet stortinget i dag"]

@@ -10,8 +10,7 @@ import pytest
 
 from streamer.sources.ffmpeg import read_audio
 
-from conftest import espeak
-from test_server import start_server
+from helpers import espeak, start_server
 
 SENTENCE = "elevene leser bøker på biblioteket"
 

@@ -13,7 +13,7 @@ from streamer.text.decoder import BeamDecoder, DecoderSettings, read_hotwords
 from streamer.errors import StreamerError
 from streamer.model.vocab import Vocabulary
 
-from conftest import espeak
+from helpers import espeak
 from models.build_lm import ATTRS, count_ngrams, estimate, write_arpa
 from models.hf_format import VOCAB
 
@@ -141,8 +141,8 @@ def test_a_checkpoints_language_model_goes_with_its_export(tiny_checkpoint, smal
     import shutil
 
     from streamer.model import export
-    from streamer.model.checkpoint import resolve_checkpoint
-    from streamer.inference.onnx import OnnxModel
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.backends.onnx import OnnxModel
 
     checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
     shutil.copytree(small_lm, checkpoint / "language_model")

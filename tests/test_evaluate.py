@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, espeak
+from helpers import REPO, espeak
 
 EVALUATE = [sys.executable, str(REPO / "models" / "evaluate.py")]
 

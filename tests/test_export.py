@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from streamer.model.checkpoint import resolve_checkpoint
+from streamer.export.checkpoint import resolve_checkpoint
 from streamer.errors import StreamerError
-from streamer.model.export import ExportSettings, export_checkpoint
-from streamer.inference.onnx import OnnxModel, RunnerSettings
+from streamer.export.onnx_export import ExportSettings, export_checkpoint
+from streamer.backends.onnx import OnnxModel, RunnerSettings
 
 
 def test_manifest_records_source_geometry_and_hash(tiny_export, tiny_checkpoint):

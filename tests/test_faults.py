@@ -20,18 +20,17 @@ import pytest
 import websockets
 
 from streamer.core.events import Final
-from streamer.inference.driver import Captioner
-from streamer.inference.onnx import OnnxModel
+from streamer.driver.captioner import Captioner
+from streamer.backends.onnx import OnnxModel
 
-from conftest import NPSC, REPO, espeak
+from helpers import NPSC, REPO, espeak, start_server
 from models import synth
-from test_server import start_server
 
 DC = 0.05  # the hit client's audio carries this offset: the plugin knows its windows by their mean
 
 PLUGIN = textwrap.dedent('''
     """A test plugin backend: the built-in ONNX Runtime backend, with faults."""
-    from streamer.model.loader import onnx_backend
+    from streamer.export.loader import onnx_backend
 
 
     class Faulty:

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from streamer.core.events import Final, Partial, broken_promises
 from streamer.text.scoring import cer, wer
-from streamer.core.offline import transcribe_array
-from streamer.inference.onnx import OnnxModel
+from streamer.driver.offline import transcribe_array
+from streamer.backends.onnx import OnnxModel
 from streamer.core.stream import StreamSettings
-from streamer.inference.driver import Captioner
+from streamer.driver.captioner import Captioner
 from streamer.text.written import TextSettings
 
 from models import synth

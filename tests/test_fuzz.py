@@ -12,11 +12,11 @@ import pytest
 import websockets
 
 from streamer.core.events import Final
-from streamer.inference.driver import Captioner
-from streamer.inference.onnx import OnnxModel
+from streamer.driver.captioner import Captioner
+from streamer.backends.onnx import OnnxModel
 
 from models import synth
-from test_server import start_server
+from helpers import start_server
 
 FRAME_LIMIT = 65536
 

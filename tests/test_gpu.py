@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from streamer.errors import StreamerError
-from streamer.inference.backend import Capabilities, ModelInput
-from streamer.inference.batcher import BatchSettings
-from streamer.inference.onnx import CPU_BATCH, OnnxBackend, OnnxModel, RunnerSettings
-from streamer.inference.shapes import GPU_BUCKETS_MS, GPU_ROW_BUCKETS, bucket_of, rows_of, to_samples
+from streamer.backends.backend import Capabilities, ModelInput
+from streamer.driver.batcher import BatchSettings
+from streamer.backends.onnx import CPU_BATCH, OnnxBackend, OnnxModel, RunnerSettings
+from streamer.backends.shapes import GPU_BUCKETS_MS, GPU_ROW_BUCKETS, bucket_of, rows_of, to_samples
 
-from test_batcher import clean_finals, finals_of, run_streams, to_int16
+from helpers import clean_finals, finals_of, run_streams, to_int16
 
 ort = pytest.importorskip("onnxruntime")
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -60,8 +60,8 @@ def test_padded_to_buckets_every_row_is_a_lone_run(tiny_nb, io_binding):
 def test_fp16_rows_padded_to_buckets_agree_with_lone_runs(tiny_checkpoint, tmp_path):
     """The fp16 export (layer norms and softmax in fp32) in bucket-padded batches: the same best token in
     every frame as a lone run, and close logits."""
-    from streamer.model.checkpoint import resolve_checkpoint
-    from streamer.model.export import ExportSettings, export_checkpoint
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.export.onnx_export import ExportSettings, export_checkpoint
 
     export_checkpoint(resolve_checkpoint(str(tiny_checkpoint)), tmp_path / "fp16", ExportSettings(precision="fp16"))
     lone = OnnxModel(tmp_path / "fp16", RunnerSettings(device="cpu"))
@@ -125,8 +125,8 @@ def test_a_gpu_asked_for_without_one_is_a_clear_error(tiny_nb, device):
 
 @needs_cuda
 def test_on_a_gpu_fp16_in_buckets_agrees_with_fp32_on_the_cpu(tiny_checkpoint, tmp_path):
-    from streamer.model.checkpoint import resolve_checkpoint
-    from streamer.model.export import ExportSettings, export_checkpoint
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.export.onnx_export import ExportSettings, export_checkpoint
 
     checkpoint = resolve_checkpoint(str(tiny_checkpoint))
     export_checkpoint(checkpoint, tmp_path / "fp32")

@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import websockets
 
-from conftest import NPSC, espeak, silence
-from test_server import drain, start_server
+from helpers import NPSC, drain, espeak, silence, start_server
 
 CLIP = NPSC / "norwegian-short-3s.mp3"
 
@@ -258,9 +257,9 @@ def test_an_exported_model_finds_its_checkpoints_language_model_from_any_directo
     checkpoint was found from the checkout only."""
     import shutil
 
-    from streamer.inference.backend import ModelInfo
-    from streamer.model.checkpoint import resolve_checkpoint
-    from streamer.model.export import export_checkpoint
+    from streamer.model.manifest import ModelInfo
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.export.onnx_export import export_checkpoint
 
     shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
     monkeypatch.chdir(tmp_path)

@@ -7,16 +7,16 @@ import sys
 import numpy as np
 import pytest
 
-from streamer.model.checkpoint import resolve_checkpoint
-from streamer.model.export import ExportSettings, export_checkpoint
-from streamer.inference.onnx import OnnxModel
+from streamer.export.checkpoint import resolve_checkpoint
+from streamer.export.onnx_export import ExportSettings, export_checkpoint
+from streamer.backends.onnx import OnnxModel
 
-from conftest import TINY_NB
+from helpers import TINY_NB
 
 # Runs the model in ONNX Runtime and saves its logits for a fixed input (also under an emulated CPU).
 LOGITS_SCRIPT = """
 import sys, numpy as np
-from streamer.inference.onnx import OnnxModel
+from streamer.backends.onnx import OnnxModel
 audio = (np.random.default_rng(0).standard_normal(32000) * 0.1).astype(np.float32)
 np.save(sys.argv[2], OnnxModel(sys.argv[1]).logits([audio])[0])
 """

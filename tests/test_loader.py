@@ -3,7 +3,7 @@ import shutil
 import pytest
 
 from streamer.errors import StreamerError
-from streamer.model.loader import load_model
+from streamer.export.loader import load_model
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 
-from streamer.inference.onnx import OnnxModel, RunnerSettings
+from streamer.backends.onnx import OnnxModel, RunnerSettings
 
 PROBE = """
 import json, sys
 import numpy as np
-from streamer.inference.onnx import OnnxModel, RunnerSettings
+from streamer.backends.onnx import OnnxModel, RunnerSettings
 
 def rss_mb():
     for line in open("/proc/self/status"):

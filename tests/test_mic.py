@@ -11,7 +11,7 @@ import pytest
 
 from streamer.sources.ffmpeg import read_audio
 
-from conftest import NPSC, silence
+from helpers import NPSC, silence
 
 ASOUNDRC = """pcm.filemic {{
     type file

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 
 from streamer.sources.ffmpeg import read_audio
-from streamer.core.pcm import to_float32
 from streamer.text.ctc import Word
-from streamer.core.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
-from streamer.inference.onnx import OnnxModel
-from streamer.inference.driver import Captioner
+from streamer.driver.offline import OFFLINE_CHUNKS, OfflineSettings, transcribe_array, transcribe_blocks
+from streamer.backends.onnx import OnnxModel
+from streamer.driver.captioner import Captioner
 from streamer.core.vad import VadSettings
 
-from conftest import lone_logits, NPSC, espeak, silence
+from helpers import lone_logits, NPSC, espeak, silence
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 
 from streamer.sources.ffmpeg import read_audio
 
-from conftest import NPSC, espeak, silence
+from helpers import NPSC, espeak, silence
 
 KEEP = "1\n00:00:01,000 --> 00:00:02,000\nthe user's own subtitles\n\n"
 

@@ -10,10 +10,10 @@ from streamer.errors import StreamerError
 from streamer.core.events import Final
 from streamer.text.scoring import cer
 from streamer.core.pcm import PcmInput, float_to_int16
-from streamer.inference.onnx import OnnxModel
-from streamer.inference.driver import Captioner
+from streamer.backends.onnx import OnnxModel
+from streamer.driver.captioner import Captioner
 
-from conftest import espeak, silence
+from helpers import espeak, silence
 
 SENTENCE = "stortingets møte er lovlig satt"
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from streamer.errors import StreamerError
-from streamer.inference.onnx import OnnxModel
+from streamer.backends.onnx import OnnxModel
 from streamer.model.vocab import Vocabulary
 
-from conftest import NPSC
+from helpers import NPSC
 from models.hf_format import VOCAB
 from models.random_checkpoint import save_random_checkpoint
 

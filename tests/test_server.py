@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
@@ -17,53 +15,11 @@ import soxr
 import websockets
 
 from streamer.core.events import Final
-from streamer.inference.onnx import OnnxModel
-from streamer.inference.driver import Captioner
+from streamer.backends.onnx import OnnxModel
+from streamer.driver.captioner import Captioner
 
-from conftest import REPO
+from helpers import AUTH, REPO, TOKEN, drain, start_server
 from models import synth
-
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen, port: int, startup: list[str] = ()):
-        self.process, self.port = process, port
-        self.url = f"ws://127.0.0.1:{port}/"
-        found = [re.search(r"metrics on http://127.0.0.1:(\d+)/", line) for line in startup]
-        self.metrics_port = next((int(m.group(1)) for m in found if m), None)  # with --metrics-port
-
-    def get(self, path: str, headers: dict | None = None, port: int | None = None) -> tuple[int, str]:
-        request = urllib.request.Request(f"http://127.0.0.1:{port or self.port}{path}", headers=headers or {})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
-
-
-def start_server(model_dir, *args, env=None, cwd=None) -> Server:
-    command = [sys.executable, "-m", "streamer.cli", "serve", "--model", str(model_dir), "--port", "0", *map(str, args)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
-    port, startup = None, []
-    for line in process.stderr:
-        startup.append(line)
-        if match := re.search(r"serving on http://127.0.0.1:(\d+)/", line):
-            port = int(match.group(1))
-            break
-    assert port, "the server did not start"
-    server = Server(process, port, startup)
-    deadline = time.time() + 120
-    while server.get("/readyz")[0] != 200:
-        assert time.time() < deadline and process.poll() is None, "the model did not load"
-        time.sleep(0.1)
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -115,17 +71,6 @@ async def stream(url, audio: np.ndarray, rate: int = 16000, fmt: str = "pcm_s16l
         except websockets.ConnectionClosed:
             pass
         sender.cancel()
-    return messages
-
-
-async def drain(ws) -> list[dict]:
-    """Every message until the server closes, however it closes."""
-    messages = []
-    try:
-        async for text in ws:
-            messages.append(json.loads(text))
-    except websockets.ConnectionClosed:
-        pass
     return messages
 
 
@@ -343,7 +288,6 @@ def test_a_non_editable_install_serves_the_page(tiny_nb, tmp_path):
         assert server.get("/worklet.js")[0] == 200
     finally:
         assert server.stop() == 0
-
 
 
 def test_streamer_connect_prints_the_captions(server, model, clips, tmp_path):

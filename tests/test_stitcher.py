@@ -6,7 +6,7 @@ import pytest
 
 from streamer.core.stitcher import Caption, FrameTrack, cut_between_words, word_ends
 from streamer.model.vocab import Vocabulary
-from streamer.text.ctc import Word, words_from_path, words_text
+from streamer.text.ctc import words_from_path, words_text
 
 from models.hf_format import VOCAB as REAL_VOCAB
 

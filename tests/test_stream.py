@@ -9,13 +9,13 @@ import pytest
 from streamer.sources.ffmpeg import read_audio
 from streamer.errors import StreamerError
 from streamer.core.events import Final, Partial
-from streamer.core.offline import transcribe_array
-from streamer.inference.onnx import OnnxModel
+from streamer.driver.offline import transcribe_array
+from streamer.backends.onnx import OnnxModel
 from streamer.core.stream import StreamSettings
-from streamer.inference.driver import Captioner
+from streamer.driver.captioner import Captioner
 from streamer.core.windower import MAX_WORD_MS, CommitSettings, Window, WindowSettings, kept_frames
 
-from conftest import lone_logits, NPSC, espeak, silence
+from helpers import lone_logits, NPSC, espeak, silence
 
 
 @pytest.fixture(scope="module")

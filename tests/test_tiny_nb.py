@@ -10,11 +10,11 @@ import pytest
 from streamer.sources.ffmpeg import read_audio
 from streamer.core.events import Final
 from streamer.text.scoring import cer, wer
-from streamer.core.offline import transcribe_array
-from streamer.inference.onnx import OnnxModel
-from streamer.inference.driver import Captioner
+from streamer.driver.offline import transcribe_array
+from streamer.backends.onnx import OnnxModel
+from streamer.driver.captioner import Captioner
 
-from conftest import TINY_NB, espeak, silence
+from helpers import TINY_NB, espeak, silence
 
 # Not in the training text (the model card lists its sources), a different register from it.
 UNSEEN = [

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from conftest import REPO
+from helpers import REPO
 
 sys.path.insert(0, str(REPO / "models"))
 import train_tiny  # noqa: E402
@@ -22,9 +22,9 @@ def test_collate_pads_audio_mask_and_labels():
 
 
 def test_a_short_run_writes_a_model_the_streamer_loads(tmp_path):
-    from streamer.model.checkpoint import resolve_checkpoint
-    from streamer.model.export import export_checkpoint
-    from streamer.inference.onnx import OnnxModel
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.export.onnx_export import export_checkpoint
+    from streamer.backends.onnx import OnnxModel
 
     out = tmp_path / "model"
     cmd = [sys.executable, str(REPO / "models" / "train_tiny.py"), "--out", str(out), "--max-steps", "3",

@@ -26,16 +26,18 @@ import pytest
 
 from streamer.cli.main import main
 from streamer.core.events import Error, Final, broken_promises
-from streamer.core.offline import transcribe_array
-from streamer.inference.backend import BackendOptions, ModelInfo, create_backend
-from streamer.inference.batcher import BatchSettings
-from streamer.inference.driver import Captioner
-from streamer.inference.onnx import OnnxModel
-from streamer.model.triton_repo import write_triton_repo
+from streamer.driver.offline import transcribe_array
+from streamer.backends.backend import BackendOptions
+from streamer.model.manifest import ModelInfo
+from streamer.export.loader import create_backend
+from streamer.driver.batcher import BatchSettings
+from streamer.driver.captioner import Captioner
+from streamer.backends.onnx import OnnxModel
+from streamer.export.triton_repo import write_triton_repo
 
 from deploy.local_triton import LocalTriton, find_distribution
 from models import synth
-from test_server import start_server
+from helpers import start_server
 
 BLOCK = 1600  # 100 ms
 
@@ -146,7 +148,7 @@ def test_the_config_declares_the_exported_models_real_inputs_and_outputs(folder,
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_fp16_and_int8_exports_are_declared_as_they_are(tiny_export, grpc_client, tmp_path, precision):
-    from streamer.model.export import convert_precision
+    from streamer.export.onnx_export import convert_precision
 
     converted = tmp_path / precision
     shutil.copytree(tiny_export, converted)

@@ -7,7 +7,7 @@ from streamer.errors import StreamerError
 from streamer.core.pcm import check_block
 from streamer.core.vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
 
-from conftest import NPSC, espeak, silence
+from helpers import NPSC, espeak, silence
 
 
 @pytest.fixture(scope="module")

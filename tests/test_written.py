@@ -24,7 +24,7 @@ from streamer.text.lexicon import Lexicon, builtin_forms
 from streamer.text.numbers import read_numbers
 from streamer.text.written import NBSP, CaptionText, TextSettings, Writer, joined, make_writer
 
-from conftest import espeak
+from helpers import espeak
 
 TABLE = Path(__file__).parent / "data" / "written_nb.tsv"
 
@@ -281,7 +281,7 @@ def spoken_numbers(tmp_path_factory):
 
 def run_stream(model, audio, sizes, written=True, max_caption_s=4.0) -> list:
     from streamer.core.stream import StreamSettings
-    from streamer.inference.driver import Captioner
+    from streamer.driver.captioner import Captioner
 
     stream = Captioner(model, StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))).stream()
     events, position, k = [], 0, 0
@@ -294,7 +294,7 @@ def run_stream(model, audio, sizes, written=True, max_caption_s=4.0) -> list:
 def test_streaming_spoken_numbers_keeps_every_promise(tiny_nb, spoken_numbers):
     """Real streaming of spoken numbers in random blocks, captions cut every ~4 s inside sentences: no stable
     text revised, the same finals as one block, the written finals carry the raw finals' words and times."""
-    from streamer.inference.onnx import OnnxModel
+    from streamer.backends.onnx import OnnxModel
 
     model = OnnxModel(tiny_nb)
     rng = np.random.default_rng(14)

@@ -10,7 +10,7 @@ from typing import Callable, Iterator, TextIO
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 
 from .cues import CueWriter
 from ..text.ctc import Word

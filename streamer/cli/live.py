@@ -124,8 +124,8 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
     from ..captions.cues import CueSettings
     from ..sources.live import IngestSettings, LiveSource
     from ..captions.subtitles import SubtitleFiles
-    from ..inference.batcher import BatchSettings
-    from ..inference.driver import Captioner, until_error
+    from ..driver.batcher import BatchSettings
+    from ..driver.captioner import Captioner, until_error
     from ..files import check_not_input
     from ..sources.handoff import read_ahead
 
@@ -207,7 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from ..inference.batcher import BatchSettings
+    from ..driver.batcher import BatchSettings
     from ..sources.live import IngestSettings
     from ..serve.server import CaptionServer, ServerSettings
 

@@ -13,7 +13,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .. import DEFAULT_MODEL, SAMPLE_RATE, __version__
+from .. import DEFAULT_MODEL, __version__
+from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
 from .options import (add_max_lag_option, add_runner_options, add_stream_options, decoder_settings, load_runner, log, stop_on_signals,
                       stream_settings, text_settings, with_vad_options)
@@ -93,8 +94,8 @@ def add_mic_parser(commands) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from ..sources.ffmpeg import read_audio
     from ..core.pcm import to_float32
-    from ..model.checkpoint import resolve_checkpoint
-    from ..model.export import ExportSettings, check_out_dir, default_speech, export_checkpoint
+    from ..export.checkpoint import resolve_checkpoint
+    from ..export.onnx_export import ExportSettings, check_out_dir, default_speech, export_checkpoint
     from ..files import check_dir_target
 
     from .triton import triton_repo_settings, write_repo
@@ -147,7 +148,7 @@ def check_format(args: argparse.Namespace) -> None:
 def offline_events(blocks, model, args) -> Iterator:
     from dataclasses import replace
 
-    from ..core.offline import OfflineSettings, transcribe_blocks
+    from ..driver.offline import OfflineSettings, transcribe_blocks
 
     settings = replace(with_vad_options(OfflineSettings(), args), decoder=decoder_settings(args),
                        text=text_settings(args))
@@ -155,7 +156,7 @@ def offline_events(blocks, model, args) -> Iterator:
 
 
 def streaming_events(blocks, backend, args) -> Iterator:
-    from ..inference.driver import Captioner, until_error
+    from ..driver.captioner import Captioner, until_error
 
     with Captioner(backend, stream_settings(args)) as captioner:
         stream = captioner.stream()
@@ -189,8 +190,8 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_mic(args: argparse.Namespace) -> int:
     from ..sources.mic import Microphone, list_devices
     from ..captions.output import CaptionSink, TerminalView
-    from ..inference.batcher import BatchSettings
-    from ..inference.driver import Captioner, until_error
+    from ..driver.batcher import BatchSettings
+    from ..driver.captioner import Captioner, until_error
 
     if args.list_devices:
         print(list_devices())

@@ -25,7 +25,7 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
                              "Triton Inference Server at --triton-url; --model is then the model folder of a repository "
                              "written by 'streamer export --triton-repo') or a plugin given "
                              "as package.module:factory, a function that takes a "
-                             "streamer.inference.backend.BackendOptions and returns a Backend (see the README)")
+                             "streamer.backends.backend.BackendOptions and returns a Backend (see the README)")
     parser.add_argument("--triton-url", metavar="HOST:PORT",
                         help="with --backend triton: the server's gRPC endpoint (default 127.0.0.1:8001)")
     parser.add_argument("--triton-timeout-s", type=float, default=10.0, metavar="S",
@@ -125,7 +125,8 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
 
 def load_runner(args: argparse.Namespace, max_batch: int | None = None):
     """The backend --backend names, for --model and the runner's options."""
-    from ..inference.backend import BackendOptions, create_backend
+    from ..backends.backend import BackendOptions
+    from ..export.loader import create_backend
 
     if args.triton_url and args.backend == "onnx":
         raise StreamerError("--triton-url is for --backend triton")

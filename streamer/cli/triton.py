@@ -9,7 +9,7 @@ from .options import log
 
 
 def add_triton_repo_options(parser: argparse.ArgumentParser) -> None:
-    from ..model.triton_repo import KINDS, TritonRepoSettings
+    from ..export.triton_repo import KINDS, TritonRepoSettings
 
     d = TritonRepoSettings()
     group = parser.add_argument_group(
@@ -35,7 +35,7 @@ def add_triton_repo_options(parser: argparse.ArgumentParser) -> None:
 
 def triton_repo_settings(args: argparse.Namespace):
     """The repository's settings (None without --triton-repo), its target checked before any long export."""
-    from ..model.triton_repo import TritonRepoSettings, check_repo_target
+    from ..export.triton_repo import TritonRepoSettings, check_repo_target
 
     if args.triton_repo is None:
         return None
@@ -47,7 +47,7 @@ def triton_repo_settings(args: argparse.Namespace):
 
 
 def write_repo(model_dir: Path, repo: Path, settings) -> None:
-    from ..model.triton_repo import write_triton_repo
+    from ..export.triton_repo import write_triton_repo
 
     folder = write_triton_repo(model_dir, repo, settings)
     log(f"wrote the Triton model {folder} (tritonserver --model-repository {repo}; gateways: --backend triton "

@@ -1,1 +1,1 @@
-"""The sans-I/O stream core: PCM in, VAD gate, windows of both passes, stitcher, events; offline is the same machinery at other settings."""
+"""The sans-I/O stream core: PCM in, VAD gate, windows of both passes, stitcher, events."""

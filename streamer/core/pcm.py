@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
 
 FLOAT_PEAK_LIMIT = 2.0  # above this a float block is not overshoot but int16-scale (or garbage) samples

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from .pcm import to_float32
 from .stitcher import Caption, FrameTrack
 from .vad import SpeechAudio

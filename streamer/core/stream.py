@@ -10,8 +10,8 @@ one ``Stream`` per audio stream. A stream is sans-I/O: it never runs the model i
     stream.end() -> events                  no more audio
 
 A driver takes requests one at a time, runs them alone or batched with other streams', and hands
-the logits back. The driver is ``streamer.inference.batcher.Batcher`` for every command
-(``streamer.inference.driver.Captioner`` wraps it for synchronous use). Requests come most urgent
+the logits back. The driver is ``streamer.driver.batcher.Batcher`` for every command
+(``streamer.driver.captioner.Captioner`` wraps it for synchronous use). Requests come most urgent
 first: what ends a caption, then the partial pass (one request covers every hop that waited, so a
 busy driver gets fewer, wider partial windows), then commits in running speech. Finals depend only
 on the audio, never on the driver or the block split.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..text.ctc import Word, best_path, words_text
 from ..text.decoder import DecoderSettings, make_decoder
 from ..errors import StreamerError

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
 
 FRAME_MS_ALLOWED = (10, 20, 30)

@@ -23,9 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..errors import StreamerError
-from ..model.geometry import FrameGeometry
+from ..model.geometry import FRAME_MS, FrameGeometry
 
-FRAME_MS = 20  # wav2vec2 frame stride: window edges fall on frame boundaries
 BEAM_COMMIT_MS = 6000  # with beam search, commits in speech run every 6 s and cut at least half of that on
 MAX_WORD_MS = 3000  # a commit in speech waits for a word to end at most this long past the committed end
 

@@ -1,1 +1,1 @@
-"""Models: checkpoints, export to ONNX with parity checks, the cache that --model resolves through, vocabulary and frame geometry."""
+"""Model metadata, the bottom of the house: the manifest and ModelInfo, the vocabulary, the frame geometry and sample rate."""

@@ -1,4 +1,5 @@
-"""How a wav2vec2 feature encoder maps samples to frames (derived from its conv kernels and strides)."""
+"""How a wav2vec2 feature encoder maps samples to frames (derived from its conv kernels and strides), and the
+one source of the audio's sample rate and frame length: every module that needs them takes them from here."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+SAMPLE_RATE = 16_000  # what the model hears: mono audio at this rate (sources resample to it)
+FRAME_MS = 20  # wav2vec2's frame stride; VAD frames and window edges fall on its multiples
+
 
 @dataclass(frozen=True)
 class FrameGeometry:
     conv_kernel: tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
     conv_stride: tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
-    sample_rate: int = 16_000
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def stride_samples(self) -> int:

@@ -31,7 +31,7 @@ import urllib.parse
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
-from ..inference.batcher import Batcher, BatchSettings
+from ..driver.batcher import Batcher, BatchSettings
 from .broadcast import Broadcast, run_ingest
 from ..text.decoder import make_decoder
 from ..errors import StreamerError

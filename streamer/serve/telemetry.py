@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from ..inference.batcher import BatchReport
+from ..driver.batcher import BatchReport
 
 
 class Metrics:

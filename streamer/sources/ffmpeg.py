@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
 
 PTS_LINE = re.compile(r"Parsed_ashowinfo.*?\bpts_time:(-?[0-9.]+)")  # ashowinfo's report of a frame

@@ -1,5 +1,5 @@
 """Hand-over of audio blocks from a thread that reads a source to the thread or loop that recognizes them:
-the one bounded queue behind the overload policy (``streamer.inference.batcher``'s module doc).
+the one bounded queue behind the overload policy (``streamer.driver.batcher``'s module doc).
 
 A live source must never wait for recognition: audio that waited more than ``max_lag_s`` is
 skipped and comes out as silence of the same length, so lag never grows past it and caption times
@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 
 
 class BlockQueue:

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from .ffmpeg import FfmpegProcess, check_input, is_url
 from ..errors import StreamerError
 

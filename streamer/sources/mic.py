@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
 from .handoff import BlockQueue
 

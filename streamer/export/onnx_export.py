@@ -14,22 +14,15 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from .checkpoint import (
-    Checkpoint,
-    FeatureSettings,
-    check_ctc_config,
-    load_feature_settings,
-    load_torch_model,
-    load_vocabulary,
-)
+from .checkpoint import (Checkpoint, FeatureSettings, check_ctc_config, load_feature_settings, load_torch_model, load_vocabulary)
 from ..text.ctc import greedy_words, words_text
 from ..errors import StreamerError
 from ..files import check_dir_target
-from .geometry import FrameGeometry
+from ..model.geometry import FrameGeometry
 from ..text.scoring import cer
-from ..inference.backend import MANIFEST, MODEL_FILE
-from ..inference.onnx import OnnxModel, RunnerSettings, normalize, pad_batch
-from .vocab import Vocabulary
+from ..model.manifest import MANIFEST, MODEL_FILE
+from ..backends.onnx import OnnxModel, RunnerSettings, normalize, pad_batch
+from ..model.vocab import Vocabulary
 
 PRECISIONS = ("fp32", "fp16", "int8")
 # Kept in fp32 by the fp16 conversion: normalisation and softmax statistics overflow fp16.

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
-from .vocab import BLANK_TOKEN, Vocabulary, read_json
+from ..model.vocab import BLANK_TOKEN, Vocabulary, read_json
 
 METADATA_PATTERNS = ("*.json", "*.txt")
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

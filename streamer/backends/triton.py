@@ -29,7 +29,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import StreamerError
-from .backend import MANIFEST, BackendOptions, Capabilities, ModelInfo, ModelInput
+from ..model.manifest import MANIFEST, ModelInfo
+from .backend import BackendOptions, Capabilities, ModelInput
 from .onnx import model_inputs, unpadded
 
 DEFAULT_URL = "127.0.0.1:8001"

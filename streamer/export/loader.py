@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
 from pathlib import Path
 from typing import Callable
 
 from .checkpoint import WEIGHT_FILES, Checkpoint, check_ctc_config, load_vocabulary, resolve_checkpoint
-from .export import ExportSettings, export_checkpoint
+from .onnx_export import ExportSettings, export_checkpoint
 from ..files import check_dir_target
-from ..inference.backend import MANIFEST, BackendOptions
-from ..inference.onnx import OnnxBackend, OnnxModel, RunnerSettings
+from ..model.manifest import MANIFEST
+from ..backends.backend import Backend, BackendOptions
+from ..errors import StreamerError
+from ..backends.onnx import OnnxBackend, OnnxModel, RunnerSettings
 
 
 def cache_root() -> Path:
@@ -42,7 +45,7 @@ def cached_export_dir(checkpoint: Checkpoint, precision: str) -> Path:
 def auto_precision(settings: RunnerSettings) -> str:
     """fp16 where a GPU runs the model (layer norms and softmax stay fp32; its tensor cores run fp16);
     int8 on a CPU, where fp32 XLS-R-300M is too slow to stream on a few cores (benchmarks/RESULTS.md)."""
-    from ..inference.onnx import choose_providers
+    from ..backends.onnx import choose_providers
 
     return "int8" if choose_providers(settings.device, settings.device_id) == ["CPUExecutionProvider"] else "fp16"
 
@@ -68,3 +71,31 @@ def onnx_backend(options: BackendOptions) -> OnnxBackend:
     """The built-in backend ("onnx"): --model resolved (exported on first use) and run by ONNX Runtime in process."""
     settings = RunnerSettings(device=options.device, intra_op_threads=options.threads)
     return OnnxBackend(load_model(options.model, settings, options.precision, log=options.log), options.max_batch)
+
+
+BUILT_IN = {"onnx": "streamer.export.loader:onnx_backend", "triton": "streamer.backends.triton:triton_backend"}
+
+
+def backend_factory(name: str) -> Callable[[BackendOptions], Backend]:
+    """A built-in backend by name, or a user's ``package.module:factory``."""
+    spec = BUILT_IN.get(name, name)
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise StreamerError(f"backend {name!r} is not one of {', '.join(BUILT_IN)} nor package.module:factory")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StreamerError(f"backend {name!r}: cannot import {module_name} ({exc})") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise StreamerError(f"backend {name!r}: {module_name} has no callable {attr}")
+    return factory
+
+
+def create_backend(name: str, options: BackendOptions) -> Backend:
+    backend = backend_factory(name)(options)
+    missing = [a for a in ("info", "capabilities", "logits", "close") if not hasattr(backend, a)]
+    if missing:
+        raise StreamerError(f"backend {name!r} gave an object without {', '.join(missing)} "
+                            "(see streamer.backends.backend)")
+    return backend

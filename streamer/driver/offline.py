@@ -14,12 +14,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..text.decoder import DecoderSettings
-from .events import Final
-from .stream import StreamSettings
-from .vad import VadSettings
-from .windower import CommitSettings
+from ..core.events import Final
+from ..core.stream import StreamSettings
+from ..core.vad import VadSettings
+from ..core.windower import CommitSettings
 from ..text.written import TextSettings
 
 OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, hop_ms=24_000, min_commit_ms=None, pause_ms=None)
@@ -44,7 +44,7 @@ def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSett
     Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate. model: a Backend or
     an OnnxModel; decoder: a beam decoder to share (else the one settings.decoder asks for is made).
     A failed model call raises StreamerError after the finals before it."""
-    from ..inference.driver import Captioner, until_error
+    from .captioner import Captioner, until_error
 
     with Captioner(model, settings.stream_settings(), decoder) as captioner:
         stream = captioner.stream(sample_rate)

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import StreamerError
-from .backend import MANIFEST, MODEL_FILE, Capabilities, ModelInfo, ModelInput
+from ..model.manifest import MANIFEST, MODEL_FILE, ModelInfo
+from .backend import Capabilities, ModelInput
 from .shapes import GPU_BUCKETS_MS, GPU_ROW_BUCKETS, bucket_of, check_buckets, rows_of, to_samples
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import StreamerError
 from ..files import check_dir_target
-from ..inference.backend import MANIFEST, MODEL_FILE, read_manifest
+from ..model.manifest import MANIFEST, MODEL_FILE, read_manifest
 
 CONFIG_FILE = "config.pbtxt"
 VERSION = "1"

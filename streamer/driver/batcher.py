@@ -1,7 +1,7 @@
 """Batcher: the one place where windows of audio from many streams become model calls.
 
 Every command drives its streams through a ``Batcher``: the server and broadcast on their event
-loop, the CLI and library users through ``streamer.inference.driver`` (a private loop). Streams
+loop, the CLI and library users through ``streamer.driver.captioner`` (a private loop). Streams
 (``streamer.core.stream.Stream``, sans-I/O) join with ``add(stream, sink)``; their events, and an
 ``Error`` event when they fail, go to the sink.
 
@@ -43,8 +43,8 @@ import numpy as np
 
 from ..core.events import Error
 from ..errors import StreamerError
-from .backend import Backend, ModelInput
-from .shapes import bucket_of
+from ..backends.backend import Backend, ModelInput
+from ..backends.shapes import bucket_of
 
 
 @dataclass(frozen=True)

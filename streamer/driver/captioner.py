@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import SAMPLE_RATE
+from ..model.geometry import SAMPLE_RATE
 from ..core.events import Error
 from ..core.stream import Recognizer, StreamSettings
 from ..errors import StreamerError
@@ -34,7 +34,7 @@ def as_backend(model):
     """A Backend as it is, or an OnnxModel wrapped in the in-process ONNX Runtime backend."""
     if hasattr(model, "capabilities"):
         return model
-    from .onnx import OnnxBackend
+    from ..backends.onnx import OnnxBackend
 
     return OnnxBackend(model)
 
