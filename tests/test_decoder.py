@@ -140,7 +140,7 @@ def test_cli_beam_search_with_an_lm_file_and_hotwords(tiny_nb, tiny_nb_lm, tmp_p
 def test_a_checkpoints_language_model_goes_with_its_export(tiny_checkpoint, small_lm, tmp_path, monkeypatch):
     import shutil
 
-    from streamer.model import export
+    from streamer.export import onnx_export as export
     from streamer.export.checkpoint import resolve_checkpoint
     from streamer.backends.onnx import OnnxModel
 

@@ -1,6 +1,9 @@
 """One VAD speech segment being recognized: its audio, its pauses, both passes and its open caption.
 
-Bookkeeping only; ``streamer.core.stream`` decides what to run and turns results into events.
+A segment owns its commit life cycle: it plans its next commit (``plan_commit``), hands it out once
+(``take_commit``), and applies or postpones it when its logits come (``apply_commit``); its partial
+frames and captions change only through its own methods. ``streamer.core.stream`` asks and turns what
+it is told into events.
 """
 
 from __future__ import annotations
@@ -9,11 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..model.geometry import SAMPLE_RATE
 from .pcm import to_float32
-from .stitcher import Caption, FrameTrack
+from .stitcher import Caption, FrameTrack, cut_between_words
 from .vad import SpeechAudio
-from .windower import CommitPass, PartialPass, Window
+from .windower import CommitPass, PartialPass, Window, kept_frames
 
 
 @dataclass(frozen=True)
@@ -98,17 +100,19 @@ class PauseFinder:
 class Segment:
     """One VAD speech segment being recognized: its audio, pauses, both passes and its open caption."""
 
-    def __init__(self, index: int, start_sample: int, model, settings, decoder=None):
-        """model: an OnnxModel; settings: StreamSettings; decoder: a BeamDecoder, or None for greedy decoding."""
+    def __init__(self, index: int, start_sample: int, info, settings, decoder=None):
+        """info: the model's ModelInfo; settings: StreamSettings; decoder: a BeamDecoder, or None for greedy
+        decoding."""
         self.index, self.start_sample = index, start_sample
-        self.stride = model.geometry.stride_samples
+        self.stride, self.vocab = info.geometry.stride_samples, info.vocab
         self.audio = AudioBuffer()
         self.pauses = PauseFinder(None if settings.commit.pause_ms is None
-                                  else settings.commit.pause_ms * SAMPLE_RATE // 1000, settings.vad.frame_samples)
-        self.partials = None if settings.window is None else PartialPass(settings.window, model.geometry)
-        self.commits = CommitPass(settings.commit, model.geometry)
-        self.track = FrameTrack(model.vocab.delimiter_id)  # first-pass frames
-        self.caption = Caption(0, model.vocab, model.geometry.frame_s, decoder)
+                                  else settings.commit.pause_ms * info.geometry.sample_rate // 1000,
+                                  settings.vad.frame_samples)
+        self.partials = None if settings.window is None else PartialPass(settings.window, info.geometry)
+        self.commits = CommitPass(settings.commit, info.geometry)
+        self.track = FrameTrack(info.vocab.delimiter_id)  # first-pass frames
+        self.caption = Caption(0, info.vocab, info.geometry.frame_s, decoder)
         self.lm_state = None  # a beam decoder's language model state after the words committed so far
         self.commit: Request | None = None  # the next commit, until it is delivered
         self.commit_taken = False
@@ -119,9 +123,18 @@ class Segment:
     def length(self) -> int:
         return self.audio.length
 
+    @property
+    def commit_waiting(self) -> bool:
+        """A planned commit that no driver has taken yet."""
+        return self.commit is not None and not self.commit_taken
+
     def add(self, event: SpeechAudio) -> None:
         self.audio.append(to_float32(event.samples))
         self.pauses.add(event.voiced, len(event.samples))
+
+    def end(self) -> None:
+        """The VAD closed the segment: no more audio comes."""
+        self.ended = True
 
     def next_commit(self) -> Window | None:
         """The second pass's next window: at the first pause after the committed frames, or when enough
@@ -136,6 +149,25 @@ class Segment:
             return commits.in_speech()
         return commits.at_end(self.length) if self.ended else None
 
+    def plan_commit(self) -> str:
+        """Plan the next commit if none is planned: "waiting" (one is planned, or none is due yet), "done"
+        (the segment ended and everything is committed) or "silent" (it ended in silence: committed to the
+        end without the model, no words to find in it)."""
+        if self.commit is not None:
+            return "waiting"
+        window = self.next_commit()
+        if window is None:
+            return "done" if self.ended else "waiting"
+        if window.kind == "final" and self.pauses.voiced_end <= window.keep_from:
+            self.commits.advance(self.length)
+            return "silent"
+        self.commit, self.commit_taken = self.request(window), False
+        return "waiting"
+
+    def take_commit(self) -> Request:
+        self.commit_taken = True
+        return self.commit
+
     def request(self, window: Window) -> Request:
         return Request(self.index, window, self.audio.slice(window.start_sample, window.end_sample),
                        self.audio.stats(window.end_sample))
@@ -143,7 +175,7 @@ class Segment:
     def urgency(self, commits: bool = True) -> int | None:
         """0: a commit that may end a caption waits; 1: a partial is due; 2: a commit in running speech
         waits; None: nothing to run (see Stream.next_request). commits=False: partials only."""
-        ready = commits and self.commit is not None and not self.commit_taken
+        ready = commits and self.commit_waiting
         if ready and self.commit.window.kind != "commit":
             return 0
         if self.partials is not None and not self.ended and self.partials.due(self.length) > 0:
@@ -158,11 +190,60 @@ class Segment:
                 return self.request(window)
         return None
 
+    def apply_partial(self, window: Window, ids: np.ndarray, probs: np.ndarray) -> None:
+        """A first-pass window's kept frames become the partial's tail."""
+        self.decoded_end = max(self.decoded_end, window.end_sample)
+        first, _ = kept_frames(window, len(ids), self.stride)
+        self.track.write(window.keep_from // self.stride, ids[first:], probs[first:])
+
+    def apply_commit(self, window: Window, logits: np.ndarray, ids: np.ndarray,
+                     probs: np.ndarray) -> tuple[int, bool] | None:
+        """Commit the window's kept frames up to its cut: (the cut's sample, whether it fell between words).
+        None: a commit in speech found a word still going and waits a hop more (nothing committed; its
+        frames show as the partial's tail)."""
+        self.decoded_end = max(self.decoded_end, window.end_sample)
+        first, last = kept_frames(window, len(ids), self.stride)
+        self.commit = None
+        if window.kind == "commit":
+            lo = (self.commits.search_from(window) - window.start_sample) // self.stride
+            cut = cut_between_words(ids, self.vocab, lo, last)
+            if cut is None and self.vocab.text_mask()[ids[first:last]].any() and self.commits.postpone(window):
+                self.show_tail(window, window.keep_from, ids[first:], probs[first:])
+                return None
+            at_word_boundary, cut = cut is not None, last if cut is None else cut
+        else:  # a pause is silence, a final the end of the speech: both end words
+            cut, at_word_boundary = last, True
+        self.lm_state = self.caption.append(ids[first:cut], probs[first:cut], logits[first:cut], self.lm_state,
+                                            ends_sentence=window.kind != "commit")
+        cut_sample = self.length if window.kind == "final" else window.start_sample + cut * self.stride
+        if window.kind != "final" and self.caption.first_frame + self.caption.n_frames != cut_sample // self.stride:
+            raise AssertionError(f"committed frames end at {self.caption.first_frame + self.caption.n_frames}, "
+                                 f"the cut at frame {cut_sample // self.stride}")
+        self._advance(cut_sample)
+        if window.kind == "commit":  # its right context: the partial's tail
+            self.show_tail(window, cut_sample, ids[cut:], probs[cut:])
+        return cut_sample, at_word_boundary
+
+    def _advance(self, cut_sample: int) -> None:
+        self.commits.advance(cut_sample)
+        if self.partials is not None:
+            self.partials.skip_to(cut_sample)
+        self.track.drop_before(cut_sample // self.stride)
+
     def show_tail(self, window: Window, from_sample: int, ids: np.ndarray, probs: np.ndarray) -> None:
         """A commit window's frames from from_sample on become the partial's tail, unless newer frames (a
         first pass's) are there already."""
         if window.end_sample // self.stride >= self.track.end:
             self.track.write(from_sample // self.stride, ids, probs)
+
+    def restart_caption(self, cut_sample: int) -> None:
+        """The open caption holds only silence so far: it starts at the cut instead."""
+        self.caption.restart_at(cut_sample // self.stride)
+
+    def close_caption(self, cut_sample: int) -> Caption:
+        """The open caption ends at the cut and the next one starts there; returns the one that ended."""
+        ended, self.caption = self.caption, self.caption.successor(cut_sample // self.stride)
+        return ended
 
     def drop_unneeded_audio(self) -> None:
         keep = self.commits.committed_end - self.commits.left

@@ -64,6 +64,17 @@ class Caption:
         self.number: int | None = None  # caption number in the stream, given with its first text
         self.shown = ""  # the last partial text sent
 
+    def show(self, text: str) -> bool:
+        """text is what a partial now shows; False when it showed that already (nothing to send)."""
+        if text == self.shown:
+            return False
+        self.shown = text
+        return True
+
+    def take_number(self, number: int) -> None:
+        """The caption's number in its stream, given when it first shows text."""
+        self.number = number
+
     def successor(self, first_frame: int) -> "Caption":
         """The next caption, from first_frame on."""
         return Caption(first_frame, self.vocab, self.frame_s, self.decoder)

@@ -35,9 +35,9 @@ from ..errors import StreamerError
 from .events import Error, Final, Partial
 from .pcm import PcmInput
 from .segment import Request, Segment
-from .stitcher import Caption, cut_between_words
+from .stitcher import Caption
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
-from .windower import CommitSettings, Window, WindowSettings, kept_frames
+from .windower import CommitSettings, Window, WindowSettings
 from ..text.written import CaptionText, TextSettings, make_writer
 
 
@@ -121,11 +121,11 @@ class Stream:
         lets no commit wait behind partials for long). None when nothing waits."""
         waiting = self.waiting()
         if commit_first and waiting is not None and waiting[1]:
-            return self._take_commit(self._segments[min(self._segments)])
+            return self._segments[min(self._segments)].take_commit()
         while (level := self.urgency()) is not None:
             segment = min((s for s in self._segments.values() if self._urgency(s) == level), key=lambda s: s.index)
             if level != 1:
-                return self._take_commit(segment)
+                return segment.take_commit()
             if (partial := segment.next_partial()) is not None:
                 return partial
         return None
@@ -136,7 +136,7 @@ class Stream:
         if level is None:
             return None
         oldest = self._segments[min(self._segments)]
-        return level, oldest.commit is not None and not oldest.commit_taken
+        return level, oldest.commit_waiting
 
     def fail(self, request: Request | None, message: str) -> list:
         """The request (or the stream's post-model work) failed for good: the stream ends here. Words already
@@ -192,11 +192,9 @@ class Stream:
         segment = self._segments.get(request.segment)
         if segment is None:  # the stream was reset meanwhile
             return []
-        segment.decoded_end = max(segment.decoded_end, request.window.end_sample)
         ids, probs = best_path(logits)
         if request.window.kind == "partial":
-            first, _ = kept_frames(request.window, len(ids), segment.stride)
-            segment.track.write(request.window.keep_from // segment.stride, ids[first:], probs[first:])
+            segment.apply_partial(request.window, ids, probs)
             return self._partial(segment)
         return self._commit(segment, request.window, logits, ids, probs)
 
@@ -205,10 +203,6 @@ class Stream:
         if segment.partials is not None:
             self._dropped_hops += segment.partials.dropped_hops
         del self._segments[segment.index]
-
-    def _take_commit(self, segment: Segment) -> Request:
-        segment.commit_taken = True
-        return segment.commit
 
     def _vad_events(self, vad_events) -> list:
         touched: dict[int, Segment] = {}
@@ -222,7 +216,7 @@ class Stream:
                 touched[segment.index] = segment
             elif isinstance(event, SpeechEnd) and event.segment in self._segments:
                 segment = self._segments[event.segment]
-                segment.ended = True
+                segment.end()
                 touched[segment.index] = segment
         events = []
         for segment in touched.values():
@@ -230,59 +224,23 @@ class Stream:
         return events
 
     def _schedule(self, segment: Segment) -> list:
-        """Queue the segment's next commit; finish a segment whose rest is silent without the model."""
-        if segment.commit is not None:
-            return []
-        window = segment.next_commit()
-        if window is None:
-            if segment.ended:
-                self._forget(segment)
-            return []
-        if window.kind == "final" and segment.pauses.voiced_end <= window.keep_from:
-            segment.commits.advance(segment.length)  # nothing but silence left: no words to find in it
+        """Have the segment plan its next commit; finish a segment whose rest is silent without the model."""
+        step = segment.plan_commit()
+        if step != "waiting":
             self._forget(segment)
-            return self._end_caption(segment, segment.length, at_pause=True)
-        segment.commit, segment.commit_taken = segment.request(window), False
-        return []
+        return self._end_caption(segment, segment.length, at_pause=True) if step == "silent" else []
 
     def _commit(self, segment: Segment, window: Window, logits: np.ndarray, ids: np.ndarray, probs: np.ndarray) -> list:
-        first, last = kept_frames(window, len(ids), segment.stride)
-        if window.kind == "commit":
-            lo = (segment.commits.search_from(window) - window.start_sample) // segment.stride
-            cut = cut_between_words(ids, self.recognizer.info.vocab, lo, last)
-            if cut is None and self._letters(ids[first:last]) and segment.commits.postpone(window):
-                return self._postponed(segment, window, ids, probs, first)
-            at_word_boundary, cut = cut is not None, last if cut is None else cut
-        else:  # a pause is silence, a final the end of the speech: both end words
-            cut, at_word_boundary = last, True
-        segment.lm_state = segment.caption.append(ids[first:cut], probs[first:cut], logits[first:cut], segment.lm_state,
-                                                  ends_sentence=window.kind != "commit")
-        cut_sample = segment.length if window.kind == "final" else window.start_sample + cut * segment.stride
-        if window.kind != "final" and segment.caption.first_frame + segment.caption.n_frames != cut_sample // segment.stride:
-            raise AssertionError(f"committed frames end at {segment.caption.first_frame + segment.caption.n_frames}, "
-                                 f"the cut at frame {cut_sample // segment.stride}")
-        segment.commits.advance(cut_sample)
-        segment.commit = None
-        if segment.partials is not None:
-            segment.partials.skip_to(cut_sample)
-        segment.track.drop_before(cut_sample // segment.stride)
-        if window.kind == "commit":  # its right context: the partial's tail
-            segment.show_tail(window, cut_sample, ids[cut:], probs[cut:])
+        outcome = segment.apply_commit(window, logits, ids, probs)
+        if outcome is None:  # postponed: its frames show as the partial's tail
+            return self._partial(segment) + self._schedule(segment)
+        cut_sample, at_word_boundary = outcome
         events = self._caption_after_commit(segment, window.kind, at_word_boundary, cut_sample)
         if window.kind == "final":
             self._forget(segment)
             return events
         segment.drop_unneeded_audio()
         return events + self._schedule(segment)
-
-    def _letters(self, ids: np.ndarray) -> bool:
-        return bool(self.recognizer.info.vocab.text_mask()[ids].any())
-
-    def _postponed(self, segment: Segment, window: Window, ids: np.ndarray, probs: np.ndarray, first: int) -> list:
-        """A commit that would cut a word: nothing is committed; its frames still show as the partial's tail."""
-        segment.commit = None
-        segment.show_tail(window, window.keep_from, ids[first:], probs[first:])
-        return self._partial(segment) + self._schedule(segment)
 
     def _caption_after_commit(self, segment: Segment, kind: str, at_word_boundary: bool, cut_sample: int) -> list:
         caption = segment.caption
@@ -292,7 +250,7 @@ class Stream:
         if kind != "commit" or (at_word_boundary and long_enough) or length_s >= 2 * self.settings.max_caption_s:
             return self._end_caption(segment, cut_sample, at_pause=kind != "commit")
         if not caption.has_letters():
-            caption.restart_at(cut_sample // segment.stride)  # only silence so far: the caption starts later
+            segment.restart_caption(cut_sample)  # only silence so far: the caption starts later
         return self._partial(segment)
 
     def _end_caption(self, segment: Segment, cut_sample: int, at_pause: bool) -> list:
@@ -303,7 +261,7 @@ class Stream:
         start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
         end_s = (segment.start_sample + cut_sample) / self._rate
         words = caption.words(start_s)
-        segment.caption = caption.successor(cut_sample // segment.stride)
+        segment.close_caption(cut_sample)
         if words:
             number = self._number(caption)
             written, raw = self.text.final(number, words, at_pause)
@@ -315,9 +273,8 @@ class Stream:
         caption = segment.caption
         words, stable = caption.partial(*segment.track.since(caption.first_frame + caption.n_frames))
         raw = words_text(words)
-        if raw == caption.shown:
+        if not caption.show(raw):
             return []
-        caption.shown = raw
         start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
         end_s = (segment.start_sample + segment.decoded_end) / self._rate
         number = self._number(caption) if raw else caption.number
@@ -330,6 +287,7 @@ class Stream:
     def _number(self, caption: Caption) -> int:
         """Captions are numbered from 0 as they first show text."""
         if caption.number is None:
-            caption.number, self._count = self._count, self._count + 1
+            caption.take_number(self._count)
+            self._count += 1
         return caption.number
 
