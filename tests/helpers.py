@@ -51,6 +51,25 @@ def lone_logits(model, request) -> np.ndarray:
     return model.logits([model.geometry.pad_to_receptive_field(request.audio)], [request.stats])[0]
 
 
+def drive_lazily(stream, model, blocks, run_every: int = 1) -> list:
+    """A sans-I/O stream driven by hand, as a busy driver would: every block fed, the requests it has
+    waiting run (one at a time, each alone) only after every run_every-th block; then the end. Events."""
+    events = []
+
+    def run() -> None:
+        nonlocal events
+        while (request := stream.next_request()) is not None:
+            events += stream.deliver(request, lone_logits(model, request))
+
+    for k, block in enumerate(blocks, 1):
+        events += stream.feed(block)
+        if k % run_every == 0:
+            run()
+    events += stream.end()
+    run()
+    return events
+
+
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

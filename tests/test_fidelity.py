@@ -12,10 +12,10 @@ from streamer.core.events import Final, Partial, broken_promises
 from streamer.text.scoring import cer, wer
 from streamer.driver.offline import transcribe_array
 from streamer.backends.onnx import OnnxModel
-from streamer.core.stream import StreamSettings
-from streamer.driver.captioner import Captioner
+from streamer.core.stream import Recognizer, StreamSettings
 from streamer.text.written import TextSettings
 
+from helpers import drive_lazily, finals_of
 from models import synth
 
 
@@ -43,19 +43,15 @@ def stream_events(model, audio, sizes=(1600,), lazy_every: int = 1, max_caption_
     """Blocks of the given sizes (cycled); the requests are run after every lazy_every-th block only, as a
     busy driver would. decoder: a BeamDecoder (None: greedy). written: the text stage on (else raw words)."""
     settings = StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))
-    stream = Captioner(model, settings, decoder).stream()
-    events, position, k = [], 0, 0
+    stream = Recognizer(model.info, settings, decoder).stream()
+    blocks, position, k = [], 0, 0
     while position < len(audio):
-        size = sizes[k % len(sizes)]
-        events += stream.feed(audio[position : position + size])
-        position, k = position + size, k + 1
-        if k % lazy_every == 0:
-            events += stream.run()
-    return events + stream.finish()
+        blocks.append(audio[position : position + sizes[k % len(sizes)]])
+        position, k = position + len(blocks[-1]), k + 1
+    return drive_lazily(stream, model, blocks, lazy_every)
 
 
-def finals(events) -> list[dict]:
-    return [e.to_json() for e in events if isinstance(e, Final)]
+finals = finals_of
 
 
 def joined_words(events) -> list[dict]:

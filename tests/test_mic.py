@@ -91,17 +91,23 @@ def test_repeated_ctrl_c_still_flushes_the_last_final(alsa_home, tiny_export):
     assert '"type": "final"' in "".join(lines) + out and "Traceback" not in err
 
 
-def test_a_slow_consumer_gets_silence_for_what_was_dropped():
-    """The queue between PortAudio's thread and recognition is bounded: blocks that do not fit are dropped
-    and come back as a gap of the same length, so lag stays bounded and times stay on the audio clock."""
-    from streamer.sources.handoff import BlockQueue
+def test_the_hand_over_says_how_long_each_block_waited_and_drops_only_past_its_cap():
+    """Between PortAudio's thread and recognition: each block comes out with how long it waited (what the
+    overload policy counts), and only past HARD_CAP_S of audio are blocks dropped, coming back as a gap of
+    the same length, so memory stays bounded and times stay on the audio clock."""
+    from streamer.sources import handoff
 
-    blocks = BlockQueue(max_blocks=3)
-    for i in range(10):  # the device delivers 10 blocks while recognition takes none
-        blocks.put(np.full(160, i, np.int16))
-    got = [blocks.get(0.01) for _ in range(3)]
-    assert [(gap, int(block[0])) for gap, block in got] == [(0, 0), (0, 1), (0, 2)]
+    now = [100.0]
+    blocks = handoff.BlockQueue(block_samples=160, clock=lambda: now[0])
+    cap = int(handoff.HARD_CAP_S * 16000 / 160)
+    for i in range(cap + 7):  # the device delivers while recognition takes none
+        blocks.put(np.full(160, i % 1000, np.int16))
+        now[0] += 0.01
+    gap, waited_s, block = blocks.get(0.01)
+    assert gap == 0 and int(block[0]) == 0 and waited_s == pytest.approx((cap + 7) * 0.01)
+    for _ in range(cap - 1):
+        blocks.get(0.01)
     assert blocks.get(0.01) is None
     blocks.put(np.full(160, 10, np.int16))
-    gap, block = blocks.get(0.01)
-    assert gap == 7 * 160 and int(block[0]) == 10
+    gap, waited_s, block = blocks.get(0.01)
+    assert gap == 7 * 160 and int(block[0]) == 10 and waited_s == 0.0

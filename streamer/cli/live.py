@@ -140,19 +140,18 @@ def cmd_subtitle(args: argparse.Namespace) -> int:
                         log=progress.log, stop=stop)
     files = SubtitleFiles(args.srt, args.vtt, args.jsonl, args.hls_dir, cues, args.hls_segment_s, args.overwrite)
     captioner = Captioner(load_runner(args), stream_settings(args), batch=BatchSettings(max_lag_s=args.max_lag_s))
-    stream = captioner.stream()
     skipped = Skipped(files, progress)
+    stream = captioner.stream(on_skip=skipped.gap)
     stop_on_signals(stop)  # Ctrl-C ends the input; the last finals are still written
     gaps, completed = 0, False
     try:
-        for block in read_ahead(source.blocks(), args.max_lag_s, source.live or args.realtime, skipped.gap):
-            skipped.position += len(block)
+        for block, waited_s in read_ahead(source.blocks(), source.live or args.realtime):
             if files.hls is not None and source.origin_pts_s is not None:
                 files.hls.origin_pts_s = source.origin_pts_s
             for gap in source.gaps[gaps:]:
                 files.gap(gap.start_s, gap.end_s, gap.reason)
             gaps = len(source.gaps)
-            for event in until_error(stream.accept(block)):
+            for event in until_error(stream.accept(block, waited_s)):
                 files.event(event)
             files.settled(stream.settled_s())
             progress.show(source.position_s, files.cue_count, source.position_s - files.final_end_s)
@@ -170,12 +169,13 @@ class Skipped:
     """Audio a live input gave while the captions were more than --max-lag-s behind: a gap, logged."""
 
     def __init__(self, files, progress: "Progress"):
-        self.files, self.progress, self.position = files, progress, 0  # samples handed to the stream
+        self.files, self.progress = files, progress
 
-    def gap(self, seconds: float) -> None:
-        start_s = self.position / 16000
-        self.progress.log(f"captions fell behind: skipped {seconds:.1f} s of audio at {start_s:.1f} s (--max-lag-s)")
-        self.files.gap(start_s, start_s + seconds, "captions fell behind: audio skipped (--max-lag-s)")
+    def gap(self, skip) -> None:
+        """skip: a streamer.driver.overload.Skip, in the stream's time."""
+        self.progress.log(f"captions fell behind: skipped {skip.end_s - skip.start_s:.1f} s of audio at "
+                          f"{skip.start_s:.1f} s (--max-lag-s)")
+        self.files.gap(skip.start_s, skip.end_s, "captions fell behind: audio skipped (--max-lag-s)")
 
 
 class Progress:
@@ -212,10 +212,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..serve.server import CaptionServer, ServerSettings
 
     settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
-                              max_lag_s=args.max_lag_s, ping_interval_s=args.ping_interval_s, token=args.token or None,
+                              ping_interval_s=args.ping_interval_s, token=args.token or None,
                               allowed_origins=tuple(args.allow_origin), public_metrics=args.public_metrics,
                               metrics_port=args.metrics_port, metrics_host=args.metrics_host,
-                              batch=BatchSettings(args.max_batch, args.batch_wait_ms, args.batch_int8),
+                              batch=BatchSettings(max_windows=args.max_batch, max_wait_ms=args.batch_wait_ms,
+                                                  int8=args.batch_int8, max_lag_s=args.max_lag_s),
                               ingest=args.ingest, ingest_settings=IngestSettings(realtime=args.ingest_realtime),
                               video_url=args.video_url, viewer_queue=args.viewer_queue, max_viewers=args.max_viewers)
     defaults = stream_settings(args)

@@ -196,17 +196,17 @@ def cmd_mic(args: argparse.Namespace) -> int:
     if args.list_devices:
         print(list_devices())
         return 0
-    microphone = Microphone(args.input_device, SAMPLE_RATE // 10, args.max_lag_s)  # a missing device fails now
+    microphone = Microphone(args.input_device, SAMPLE_RATE // 10)  # a missing device fails now
     view = TerminalView(sys.stdout) if args.format == "text" else CaptionSink(args.format, sys.stdout)
     notice = view.notice if isinstance(view, TerminalView) else log
     captioner = Captioner(load_runner(args), stream_settings(args), batch=BatchSettings(max_lag_s=args.max_lag_s))
-    stream = captioner.stream()
+    skipped = lambda seconds: notice(f"behind real time: skipped {seconds:.1f} s of audio (see --max-lag-s)")
+    stream = captioner.stream(on_skip=lambda skip: skipped(skip.end_s - skip.start_s))
     stop = threading.Event()
     stop_on_signals(stop)
     log("listening (Ctrl-C to stop)")
-    gap = lambda s: notice(f"behind real time: skipped {s:.1f} s of audio (see --max-lag-s)")
-    for block in microphone.blocks(stop, on_gap=gap):
-        for event in until_error(stream.accept(block)):
+    for block, waited_s in microphone.blocks(stop, on_gap=skipped):
+        for event in until_error(stream.accept(block, waited_s)):
             view.event(event)
     for event in until_error(stream.finish()):  # a second Ctrl-C cannot interrupt this: the last final is kept
         view.event(event)

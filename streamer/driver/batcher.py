@@ -20,13 +20,10 @@ loop, the CLI and library users through ``streamer.driver.captioner`` (a private
   running speech; but a commit that has waited ``max_commit_wait_ms`` goes before any partial. A
   stream whose partials wait merges their hops into one wider window and then drops the oldest
   (``WindowSettings.max_hops``) before any final is delayed.
-- **Overload** (one policy for every command): first a stream's partials merge and drop hops;
-  then, when its captions trail the audio by more than ``max_lag_s`` beyond what its settings make
-  them wait (``Stream.lag_s``), newly arriving audio is skipped — fed as silence of the same length,
-  so times stay on the audio's clock — until the lag is back under half of it. The stream hears of it
-  in one ``Error`` event of code ``behind`` per episode and goes on; captions of audio it already had
-  are never dropped. Sources read on a thread hand their blocks over through a ``BlockQueue`` of
-  the same ``max_lag_s``.
+- **Overload** (one policy for every command, ``streamer.driver.overload``): partials merge and drop
+  hops first; then, while captions trail the audio by more than ``max_lag_s``, newly arriving audio
+  is skipped as silence. The stream hears of it in one ``Error`` event of code ``behind`` per skip
+  and goes on; ``add(..., on_skip=)`` is told where each skip began and ended.
 - **Post-model work** (CTC or beam decoding, the stitcher, the text stage) runs on worker threads,
   one stream at a time under its lock, never on the event loop.
 """
@@ -45,6 +42,7 @@ from ..core.events import Error
 from ..errors import StreamerError
 from ..backends.backend import Backend, ModelInput
 from ..backends.shapes import bucket_of
+from .overload import Skip, Skipper
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,8 @@ class Entry:
     """A stream in the batcher: its sink, its lock (post-model work and new audio never overlap), and
     its state: a request in flight, failed, or drained (nothing waiting, nothing in flight)."""
 
-    def __init__(self, stream, sink: Callable[[list], None]):
-        self.stream, self.sink = stream, sink
+    def __init__(self, stream, sink: Callable[[list], None], skipper: Skipper):
+        self.stream, self.sink, self.skipper = stream, sink, skipper
         self.lock = asyncio.Lock()
         self.in_flight = False
         self.alive = True
@@ -89,8 +87,6 @@ class Entry:
         self.commit_since: float | None = None  # when a commit was first seen waiting
         self.drained = asyncio.Event()
         self.ended = asyncio.Event()  # set when the stream failed (it has ended)
-        self.skipping = False  # audio is being skipped: the stream is too far behind
-        self.skipped_s = 0.0
         self.update()
 
     def waiting(self):
@@ -134,8 +130,9 @@ class Batcher:
         self._closed = False
 
     # ---- streams
-    def add(self, stream, sink: Callable[[list], None]) -> Entry:
-        entry = Entry(stream, sink)
+    def add(self, stream, sink: Callable[[list], None], on_skip: Callable[[Skip], None] = lambda skip: None) -> Entry:
+        """A stream joins; its events go to sink, and on_skip hears of audio the overload policy skipped."""
+        entry = Entry(stream, sink, Skipper(self.settings.max_lag_s, on_skip))
         self._entries.append(entry)
         return entry
 
@@ -144,32 +141,24 @@ class Batcher:
         if entry in self._entries:
             self._entries.remove(entry)
 
-    async def feed(self, entry: Entry, block: np.ndarray) -> None:
-        """Audio into a stream (its events to its sink), then wake the consumer. A block the stream refuses
-        raises StreamerError and changes nothing; any other exception fails that stream alone."""
-        await self._guarded(entry, entry.stream.feed, self._within_lag(entry, block))
+    async def feed(self, entry: Entry, block: np.ndarray, waited_s: float = 0.0) -> None:
+        """Audio into a stream (its events to its sink), then wake the consumer. waited_s: how long the block
+        waited after it was read (a live source on a thread), part of the lag the overload policy
+        measures. A block the stream refuses raises StreamerError and changes nothing; any other
+        exception fails that stream alone."""
+        await self._guarded(entry, self._admitted, entry, block, waited_s)
 
-    def _within_lag(self, entry: Entry, block: np.ndarray) -> np.ndarray:
-        """The block, or silence in its place while the stream is too far behind (see the module doc)."""
-        limit = self.settings.max_lag_s
-        if limit is None or not isinstance(block, np.ndarray) or block.ndim != 1:
-            return block
-        lag_s = entry.stream.lag_s()
-        if entry.skipping and lag_s < limit / 2:
-            entry.skipping = False
-        elif not entry.skipping and lag_s > limit:
-            entry.skipping = True
+    def _admitted(self, entry: Entry, block: np.ndarray, waited_s: float) -> list:
+        """The stream's events for the block, or for silence in its place (streamer.driver.overload)."""
+        lag_s = waited_s + entry.stream.lag_s()
+        block, notices = entry.skipper.admit(block, entry.stream.pcm.sample_rate, lag_s)
+        if notices:
             self.on_failure(f"a stream is {lag_s:.1f} s behind its audio: skipping new audio")
-            entry._sink([Error("behind", f"captions are {lag_s:.1f} s behind the audio (more than {limit:g} s): "
-                                         "new audio is skipped until they catch up; the captions of audio "
-                                         "already received still come")])
-        if not entry.skipping:
-            return block
-        entry.skipped_s += len(block) / entry.stream.pcm.sample_rate
-        return np.zeros_like(block)
+        return notices + entry.stream.feed(block)
 
     async def end(self, entry: Entry) -> None:
         """No more audio for this stream: its last requests are scheduled; await ``entry.drained``."""
+        entry.skipper.finish()
         await self._guarded(entry, entry.stream.end)
 
     async def _guarded(self, entry: Entry, call, *args) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from dataclasses import replace
+from typing import Callable
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from ..core.events import Error
 from ..core.stream import Recognizer, StreamSettings
 from ..errors import StreamerError
 from .batcher import Batcher, BatchSettings
+from .overload import Skip
 
 
 def as_backend(model):
@@ -50,8 +52,11 @@ class Captioner:
         self.batcher = Batcher(self.backend, replace(batch, max_wait_ms=0))
         weakref.finalize(self, self._loop.close)
 
-    def stream(self, sample_rate: int = SAMPLE_RATE) -> "SyncStream":
-        return SyncStream(self, self.recognizer.stream(sample_rate))
+    def stream(self, sample_rate: int = SAMPLE_RATE, on_skip: Callable[[Skip], None] = lambda skip: None
+               ) -> "SyncStream":
+        """A stream of mono audio at sample_rate; on_skip hears of audio the overload policy skipped (its
+        ``behind`` error events are not returned: a synchronous caller is told through on_skip)."""
+        return SyncStream(self, self.recognizer.stream(sample_rate), on_skip)
 
     def run(self, coroutine):
         """Run coroutine on the private loop with the batcher's consumer beside it."""
@@ -88,32 +93,21 @@ class Captioner:
 class SyncStream:
     """A stream whose ``accept`` and ``finish`` run its model calls (sans-I/O ``Stream`` underneath)."""
 
-    def __init__(self, captioner: Captioner, stream):
+    def __init__(self, captioner: Captioner, stream, on_skip: Callable[[Skip], None]):
         self.captioner, self.stream = captioner, stream
         self._events: list = []
-        self._entry = captioner.batcher.add(stream, self._events.extend)
+        self._entry = captioner.batcher.add(stream, self._events.extend, on_skip)
 
-    def accept(self, block: np.ndarray) -> list:
+    def accept(self, block: np.ndarray, waited_s: float = 0.0) -> list:
         """Take a block of mono audio at the stream's sample rate, int16 or float32 in [-1, 1], any length;
-        return new events. A bad block raises StreamerError and changes nothing."""
-        return self.captioner.run(self._drive(self.captioner.batcher.feed, block))
+        return new events. waited_s: how long the block waited after it was read (a live source handed
+        over from a thread), which the overload policy counts. A bad block raises StreamerError and
+        changes nothing."""
+        return self.captioner.run(self._drive(self.captioner.batcher.feed, block, waited_s))
 
     def finish(self) -> list:
         """End of audio: every open caption becomes final."""
         return self.captioner.run(self._drive(self.captioner.batcher.end))
-
-    def feed(self, block: np.ndarray) -> list:
-        """Audio in without running the model (a busy driver): its requests wait for ``run``."""
-        return self.stream.feed(block)
-
-    def run(self) -> list:
-        """Run every request the stream has waiting."""
-        return self.captioner.run(self._drive(self._refresh))
-
-    @staticmethod
-    async def _refresh(entry) -> None:
-        """feed() went to the stream directly: bring the batcher's view of what it has waiting up to date."""
-        entry.update()
 
     async def _drive(self, call, *args) -> list:
         try:
@@ -122,7 +116,7 @@ class SyncStream:
             await self._entry.drained.wait()
         finally:
             events, self._events[:] = list(self._events), []
-        return events
+        return [e for e in events if not (isinstance(e, Error) and e.code == "behind")]
 
     def reset(self) -> None:
         self.stream.reset()

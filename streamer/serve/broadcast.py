@@ -69,24 +69,22 @@ class Broadcast:
                 self.publish(event.to_json())
 
 
-async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callable[[str], None],
-                     max_lag_s: float = 10.0) -> str | None:
+async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callable[[str], None]) -> str | None:
     """Feed source's blocks to stream until the input ends, then its last finals and end. The blocks are
-    read on a thread and handed over as the overload policy says (``read_ahead``): a live input never
-    waits, and audio beyond max_lag_s of backlog is skipped as silence (viewers are told); a file waits.
-    Returns why the input failed when it never gave any audio (a 404, no audio stream), else None."""
-    entry = batcher.add(stream, broadcast.sink)
+    read on a thread and handed over with how long each waited (``read_ahead``): a live input never
+    waits, and the batcher's overload policy skips audio as silence when the captions fall too far
+    behind (viewers get its ``behind`` error event); a file waits. Returns why the input failed when
+    it never gave any audio (a 404, no audio stream), else None."""
+    def skipped(skip) -> None:
+        log(f"captions fell behind: skipped {skip.end_s - skip.start_s:.1f} s of the input at {skip.start_s:.1f} s "
+            "(--max-lag-s)")
 
-    def skipped(seconds: float) -> None:
-        log(f"captions fell behind: skipped {seconds:.1f} s of the input (--max-lag-s)")
-        broadcast.publish({"type": "error", "code": "behind",
-                           "message": f"captions fell behind: {seconds:.1f} s of the input were skipped"})
-
-    blocks = read_ahead(source.blocks(), max_lag_s, source.live or source.settings.realtime, skipped)
+    entry = batcher.add(stream, broadcast.sink, skipped)
+    blocks = read_ahead(source.blocks(), source.live or source.settings.realtime)
     failure = None
     try:
-        while (block := await asyncio.to_thread(next, blocks, None)) is not None:
-            await batcher.feed(entry, block)
+        while (item := await asyncio.to_thread(next, blocks, None)) is not None:
+            await batcher.feed(entry, *item)
     except StreamerError as exc:
         failure = str(exc)
     try:

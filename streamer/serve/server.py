@@ -29,7 +29,7 @@ import threading
 import time
 import urllib.parse
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ..driver.batcher import Batcher, BatchSettings
 from .broadcast import Broadcast, run_ingest
@@ -59,7 +59,6 @@ class ServerSettings:
     max_streams: int = 16
     max_frame_bytes: int = 256 * 1024  # 1.3 s of 48 kHz float32: a browser sends 100 ms frames
     idle_timeout_s: float = 30.0  # no message for this long ends the stream (its finals are sent first)
-    max_lag_s: float = 10.0  # captions trailing a stream's audio more than this: its new audio is skipped
     send_queue: int = 512  # events waiting for a client that does not read before it is dropped
     ping_interval_s: float = 20.0  # a client that answers no ping for as long again is dropped (it does not read)
     token: str | None = field(default=None, repr=False)
@@ -67,7 +66,8 @@ class ServerSettings:
     public_metrics: bool = False  # /metrics without the token
     metrics_port: int | None = None  # /metrics (no token), /healthz, /readyz on a port of their own, not on port
     metrics_host: str | None = None  # the metrics port's address; None: METRICS_HOST
-    batch: BatchSettings = BatchSettings()
+    batch: BatchSettings = BatchSettings(max_lag_s=10.0)  # a stream whose captions trail its audio more than
+    # max_lag_s has new audio skipped (streamer.driver.overload)
     ingest: str | None = None  # broadcast mode: transcribe this input once for every viewer at /live
     ingest_settings: IngestSettings = IngestSettings(live=None)
     video_url: str | None = None  # the viewer page shows this video beside the captions
@@ -167,7 +167,7 @@ class CaptionServer:
 
     async def _run_ingest(self, source, stream) -> None:
         """The broadcast's input; one that fails before it ever gave audio stops the server with its reason."""
-        failure = await run_ingest(source, stream, self.batcher, self.broadcast, log.info, self.settings.max_lag_s)
+        failure = await run_ingest(source, stream, self.batcher, self.broadcast, log.info)
         if failure is not None:
             self.fatal = f"the input cannot be read: {failure}"
             self.stopping.set()
@@ -191,8 +191,7 @@ class CaptionServer:
         self.backend = await asyncio.to_thread(self.load_backend)
         info = self.backend.info
         self.decoder = await asyncio.to_thread(make_decoder, info, self.stream_defaults.decoder)
-        batch = replace(self.settings.batch, max_lag_s=self.settings.max_lag_s)
-        self.batcher = Batcher(self.backend, batch, self.metrics.batch_done, log.warning)
+        self.batcher = Batcher(self.backend, self.settings.batch, self.metrics.batch_done, log.warning)
         await self.batcher.warm_up()
         if self.broadcast is not None:
             source = await asyncio.to_thread(LiveSource, self.settings.ingest, self.settings.ingest_settings,
@@ -399,7 +398,7 @@ class CaptionServer:
         """End of the client's audio: the last finals, then end, then a close (normal, going away at shutdown,
         internal error after a failure). Bounded: a stream that cannot finish in time is cut."""
         await self.batcher.end(entry)
-        drain_s = SHUTDOWN_S if self.stopping.is_set() else self.settings.max_lag_s + SEND_TIMEOUT_S
+        drain_s = SHUTDOWN_S if self.stopping.is_set() else (self.settings.batch.max_lag_s or 0) + SEND_TIMEOUT_S
         try:
             await asyncio.wait_for(entry.drained.wait(), drain_s)
         except asyncio.TimeoutError:

@@ -1,12 +1,12 @@
-"""Hand-over of audio blocks from a thread that reads a source to the thread or loop that recognizes them:
-the one bounded queue behind the overload policy (``streamer.driver.batcher``'s module doc).
+"""Hand-over of audio blocks from a thread that reads a source to the thread or loop that recognizes them.
 
-A live source must never wait for recognition: audio that waited more than ``max_lag_s`` is
-skipped and comes out as silence of the same length, so lag never grows past it and caption times
-stay on the audio's clock. ``BlockQueue`` serves a microphone's audio thread (a bounded queue that
-drops the newest blocks when full); ``read_ahead`` serves ffmpeg sources (blocks dropped by their
-age, so a reconnect's burst of catch-up audio that recognition keeps up with loses nothing). A file
-read as fast as it can be recognized waits instead (nothing is dropped).
+A live source must never wait for recognition, so its blocks are read on a thread of their own and
+handed over in order with how long each waited (``waited_s``); the overload policy
+(``streamer.driver.overload``, applied by the batcher) counts that wait in the lag that decides when
+audio is skipped as silence. ``BlockQueue`` serves a microphone's audio thread, ``read_ahead`` ffmpeg
+sources. Neither skips anything itself: they only bound the audio they hold (``HARD_CAP_S``) so a
+stalled consumer cannot exhaust memory: a microphone's blocks beyond it are dropped and come back as
+silence, a reader waits.
 """
 
 from __future__ import annotations
@@ -20,69 +20,57 @@ import numpy as np
 
 from ..model.geometry import SAMPLE_RATE
 
+END = object()
+HARD_CAP_S = 600.0  # a hand-over never holds more than this much audio, however fast its source delivers
+
 
 class BlockQueue:
-    """Bounded hand-over from an audio thread that must never wait: ``put`` drops a block when the
-    queue is full and counts its samples as a gap, which ``get`` returns before the next block."""
+    """Hand-over from an audio thread that must never wait: ``put`` drops a block when the queue holds
+    ``HARD_CAP_S`` of audio and counts its samples as a gap, which ``get`` returns before the next block."""
 
-    def __init__(self, max_blocks: int):
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, max_blocks))
+    def __init__(self, block_samples: int, clock: Callable[[], float] = time.monotonic):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, int(HARD_CAP_S * SAMPLE_RATE / block_samples)))
         self._gap_samples = 0  # dropped since the last block that got in (touched by the producer only)
+        self._clock = clock
 
     def put(self, block: np.ndarray) -> None:
         try:
-            self._queue.put_nowait((self._gap_samples, block))
+            self._queue.put_nowait((self._gap_samples, self._clock(), block))
             self._gap_samples = 0
         except queue.Full:
             self._gap_samples += len(block)
 
-    def get(self, timeout_s: float) -> tuple[int, np.ndarray] | None:
-        """(samples dropped just before this block, the block), or None when nothing came in time."""
+    def get(self, timeout_s: float) -> tuple[int, float, np.ndarray] | None:
+        """(samples dropped just before this block, seconds it waited, the block), or None when nothing came
+        in time."""
         try:
-            return self._queue.get(timeout=timeout_s)
+            gap, put_at, block = self._queue.get(timeout=timeout_s)
         except queue.Empty:
             return None
+        return gap, self._clock() - put_at, block
 
 
-END = object()
-HARD_CAP_S = 600.0  # a reader never holds more than this much audio, however fast its source delivers
-
-
-def read_ahead(blocks: Iterator[np.ndarray], max_lag_s: float, live: bool,
-               on_gap: Callable[[float], None] = lambda seconds: None, block_samples: int = SAMPLE_RATE // 10
-               ) -> Iterator[np.ndarray]:
-    """blocks (16 kHz int16), read on a thread of their own and handed over in order. live: a block that
-    has waited more than max_lag_s of wall time for recognition is skipped (given as silence of the same
-    length, on_gap told), so the captions catch up with the live edge; a burst that recognition keeps
-    up with (a reconnect's catch-up) loses nothing. Not live (a file): nothing is skipped. The reader
-    holds at most HARD_CAP_S of audio, then waits. An exception of the reader is raised here, after the
-    blocks before it."""
+def read_ahead(blocks: Iterator[np.ndarray], live: bool, block_samples: int = SAMPLE_RATE // 10,
+               clock: Callable[[], float] = time.monotonic) -> Iterator[tuple[np.ndarray, float]]:
+    """blocks (16 kHz int16), read on a thread of their own and handed over in order, each with how long
+    it waited for recognition (live) or 0.0 (not live: a file waits for recognition, nothing is ever
+    skipped). The reader holds at most HARD_CAP_S of audio, then waits. An exception of the reader is
+    raised here, after the blocks before it."""
     hand: queue.Queue = queue.Queue(maxsize=max(1, int(HARD_CAP_S * SAMPLE_RATE / block_samples)))
     failure: list[BaseException] = []
 
     def read() -> None:
         try:
             for block in blocks:
-                hand.put((time.monotonic(), block))
+                hand.put((clock(), block))
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             failure.append(exc)
         finally:
-            hand.put((time.monotonic(), END))
+            hand.put((clock(), END))
 
     threading.Thread(target=read, daemon=True, name="streamer-reader").start()
-    skipped = 0
     while (item := hand.get())[1] is not END:
         put_at, block = item
-        if live and time.monotonic() - put_at > max_lag_s:
-            skipped += len(block)
-            continue
-        if skipped:
-            on_gap(skipped / SAMPLE_RATE)
-            yield np.zeros(skipped, np.int16)
-            skipped = 0
-        yield block
-    if skipped:
-        on_gap(skipped / SAMPLE_RATE)
-        yield np.zeros(skipped, np.int16)
+        yield block, (clock() - put_at) if live else 0.0
     if failure:
         raise failure[0]

@@ -1,10 +1,10 @@
 """Microphone source (sounddevice/PortAudio): 16 kHz mono int16 blocks from a live input device.
 
 The device is opened when a ``Microphone`` is made (a missing device fails at once, before any model
-loads) and started when its blocks are read. PortAudio's thread puts blocks into a bounded
-``BlockQueue``; when recognition is slower than real time the queue fills, newer blocks are dropped
-and replaced by silence of the same length, so lag never grows past ``max_lag_s`` and caption
-times stay on the audio's clock.
+loads) and started when its blocks are read. PortAudio's thread puts blocks into a ``BlockQueue``;
+each comes out with how long it waited, which the overload policy (``streamer.driver.overload``)
+counts when recognition is slower than real time: then newer audio is skipped as silence, so lag
+stays bounded and caption times stay on the audio's clock.
 """
 
 from __future__ import annotations
@@ -39,12 +39,10 @@ def parse_device(device: str | None) -> int | str | None:
 
 
 class Microphone:
-    def __init__(self, device: str | None, block_samples: int, max_lag_s: float = 2.0):
-        if max_lag_s <= 0:
-            raise StreamerError(f"max_lag_s must be more than 0 seconds, not {max_lag_s}")
+    def __init__(self, device: str | None, block_samples: int):
         sd = _sounddevice()
         self.block_samples = block_samples
-        self._blocks = BlockQueue(int(max_lag_s * SAMPLE_RATE / block_samples))
+        self._blocks = BlockQueue(block_samples)
         try:
             self._stream = sd.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="int16", blocksize=block_samples,
                                           device=parse_device(device), callback=self._callback)
@@ -55,19 +53,21 @@ class Microphone:
     def _callback(self, indata, frames, time, status) -> None:  # PortAudio's thread: no work here
         self._blocks.put(indata[:, 0].copy())
 
-    def blocks(self, stop: threading.Event, on_gap: Callable[[float], None] = lambda s: None) -> Iterator[np.ndarray]:
-        """Blocks as the device delivers them until stop is set; a gap of dropped audio comes as silence."""
+    def blocks(self, stop: threading.Event,
+               on_gap: Callable[[float], None] = lambda s: None) -> Iterator[tuple[np.ndarray, float]]:
+        """(block, seconds it waited) as the device delivers them until stop is set; audio dropped beyond the
+        queue's HARD_CAP_S comes as silence (on_gap told)."""
         self._stream.start()
         try:
             while not stop.is_set():
                 item = self._blocks.get(timeout_s=0.1)
                 if item is None:
                     continue
-                gap, block = item
+                gap, waited_s, block = item
                 if gap:
                     on_gap(gap / SAMPLE_RATE)
-                    yield np.zeros(gap, np.int16)
-                yield block
+                    yield np.zeros(gap, np.int16), waited_s
+                yield block, waited_s
         finally:
             self._stream.abort(ignore_errors=True)
             self._stream.close(ignore_errors=True)
