@@ -4,18 +4,24 @@
 join late, and hands every event to each viewer's own bounded queue without waiting: a viewer whose
 queue is full (it does not read) is dropped, never waited for, so every other viewer gets the same
 events in the same order at once. ``run_ingest`` feeds a ``LiveSource`` (read on a thread, handed
-over as the overload policy says) into a stream served by the server's batcher.
+over with how long each block waited) into a stream served by the server's batcher; ``serve_viewer``
+is one viewer's connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from typing import Callable
 
+from ..core.events import Error, Final, Partial
 from ..errors import StreamerError
 from ..sources.handoff import read_ahead
-from ..core.events import Error, Final, Partial
+from .http import query_token, token_ok
+from .protocol import ProtocolError
+from .session import CLOSE_GOING_AWAY, CLOSE_POLICY, count_failed, refuse
+from .telemetry import Metrics
 
 
 class Viewer:
@@ -90,7 +96,7 @@ async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callabl
     try:
         if failure:
             log(f"ingest failed: {failure}")
-            broadcast.publish({"type": "error", "code": "ingest", "message": failure})
+            broadcast.publish(Error("ingest", failure).to_json())
         await batcher.end(entry)
         await entry.drained.wait()
         log(f"ingest ended at {source.position_s:.1f} s of input")
@@ -98,3 +104,48 @@ async def run_ingest(source, stream, batcher, broadcast: Broadcast, log: Callabl
     finally:
         batcher.remove(entry)
     return failure if failure and source.origin_pts_s is None else None
+
+
+async def serve_viewer(ws, broadcast: "Broadcast | None", settings, metrics: Metrics, stopping: asyncio.Event) -> None:
+    """A viewer of the broadcast: ready, the recent captions, then every event as it comes, until end.
+    settings: the server's (token, max_viewers, video_url)."""
+    if broadcast is None:
+        metrics.refused.labels("no_broadcast").inc()
+        await refuse(ws, ProtocolError("no_broadcast", "this server has no broadcast: start it with --ingest"))
+        return
+    if not token_ok(query_token(ws.request.path.partition("?")[2]), settings.token):
+        metrics.refused.labels("unauthorized").inc()
+        await refuse(ws, ProtocolError("unauthorized", "a token is required: add ?token=… to the URL"))
+        return
+    if len(broadcast.viewers) >= settings.max_viewers:  # no await between this and join: no race
+        metrics.refused.labels("busy").inc()
+        await refuse(ws, ProtocolError("busy", f"the broadcast is full ({settings.max_viewers} "
+                                                     "viewers); try again later"))
+        return
+    viewer = broadcast.join()
+    metrics.viewers.inc()
+    try:
+        await ws.send(json.dumps({"type": "ready", "mode": "viewer", "video": settings.video_url}))
+        while True:
+            message = await viewer.queue.get()
+            sent = asyncio.ensure_future(ws.send(json.dumps(message, ensure_ascii=False)))
+            while not sent.done():  # a viewer that stops reading is dropped, not waited for
+                await asyncio.wait({sent}, timeout=0.5)
+                if viewer.dropped and not sent.done():
+                    sent.cancel()
+                    ws.transport.abort()
+                    return
+            sent.result()
+            if message["type"] == "end":
+                await ws.close(CLOSE_GOING_AWAY if stopping.is_set() else 1000)
+                return
+            if viewer.dropped and viewer.queue.empty():
+                await ws.close(CLOSE_POLICY, "viewer too slow: dropped from the broadcast")
+                return
+    except Exception as exc:  # the viewer went away, or its connection failed
+        if not viewer.dropped:
+            count_failed(exc, metrics.dropped_viewers, lost=True)
+        return
+    finally:
+        broadcast.leave(viewer)
+        metrics.viewers.dec()

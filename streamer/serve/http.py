@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import re
 import urllib.parse
+from contextlib import asynccontextmanager
 from http import HTTPStatus
 from importlib.resources import files
 
+from websockets.asyncio.server import serve
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
 from ..errors import StreamerError
 from .telemetry import Metrics
+
+log = logging.getLogger("streamer.server")
+METRICS_HOST = "127.0.0.1"  # the metrics port's address unless given: this machine only
+CLOSE_POLICY = 1008
 
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
           "/worklet.js": ("worklet.js", "text/javascript; charset=utf-8"),
@@ -47,7 +57,13 @@ def check_origins(allowed: tuple[str, ...]) -> None:
                                 "sends it, without a path (https://example.org, http://localhost:3000), or *")
 
 
+def query_token(query: str) -> str | None:
+    """The token of a query string (``token=…``): the one place ``?token=`` is read."""
+    return urllib.parse.parse_qs(query).get("token", [None])[0]
+
+
 def token_ok(given: str | None, expected: str | None) -> bool:
+    """The one token check (constant time; any token passes a server without one)."""
     if expected is None:
         return True
     return given is not None and hmac.compare_digest(given.encode(), expected.encode())
@@ -58,7 +74,7 @@ def bearer(headers, query: str) -> str | None:
     scheme, _, value = (single(headers, "Authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return urllib.parse.parse_qs(query).get("token", [None])[0]
+    return query_token(query)
 
 
 def origin_allowed(headers, allowed: tuple[str, ...]) -> bool:
@@ -97,9 +113,6 @@ def metrics_page(metrics: Metrics):
 
 
 def respond(status: HTTPStatus, body: bytes, content_type: str = "text/plain; charset=utf-8"):
-    from websockets.datastructures import Headers
-    from websockets.http11 import Response
-
     headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body))),
                        ("Cache-Control", "no-store")])
     return Response(status.value, status.phrase, headers, body)
@@ -148,7 +161,7 @@ class Routes:
             self.metrics.refused.labels("origin").inc()
             return respond(HTTPStatus.FORBIDDEN, b"origin not allowed: a web page of another site needs "
                                                  b"--allow-origin on the server\n")
-        token = urllib.parse.parse_qs(query).get("token", [None])[0]
+        token = query_token(query)
         if token is not None and not token_ok(token, self.token):
             self.metrics.refused.labels("unauthorized").inc()
             return respond(HTTPStatus.UNAUTHORIZED, b"wrong token\n")
@@ -173,3 +186,30 @@ class MetricsRoutes:
             return answer
         return respond(HTTPStatus.NOT_FOUND, f"the metrics port serves {', '.join(METRICS_PATHS)} only; the "
                                              "captions and pages are on the main port\n".encode())
+
+
+@asynccontextmanager
+async def metrics_listener(settings, metrics: Metrics, ready: asyncio.Event, stopping: asyncio.Event,
+                           on_port=lambda port: None):
+    """/metrics, /healthz and /readyz on the metrics port while the server runs, when it has one (settings:
+    ServerSettings); on_port is told the port it listens on."""
+    host, port = settings.metrics_host or METRICS_HOST, settings.metrics_port
+    if port is None:
+        yield
+        return
+    routes = MetricsRoutes(metrics, ready, stopping)
+    try:
+        listener = await serve(no_websocket, host, port, process_request=lambda _, request: routes(request),
+                               server_header="streamer")
+    except OSError as exc:
+        raise StreamerError(f"cannot listen on {host}:{port} for metrics: {exc.strerror or exc}") from None
+    async with listener:
+        on_port(listener.sockets[0].getsockname()[1])
+        log.info("metrics on http://%s:%d/metrics", host, listener.sockets[0].getsockname()[1])
+        yield
+
+
+async def no_websocket(ws) -> None:
+    """The metrics port answers every request over HTTP: a websocket never opens there."""
+    await ws.close(CLOSE_POLICY, "no websockets on the metrics port")
+

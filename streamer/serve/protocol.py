@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import StreamerError
-from ..core.events import Final, Partial
+from ..core.events import Error, Final, Partial
 from ..core.pcm import check_block, check_rate
 from ..core.stream import StreamSettings
 
@@ -41,7 +41,7 @@ class ProtocolError(Exception):
         self.code, self.message = code, message
 
     def to_json(self) -> dict:
-        return {"type": "error", "code": self.code, "message": self.message}
+        return Error(self.code, self.message).to_json()
 
 
 @dataclass(frozen=True)
