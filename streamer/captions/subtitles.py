@@ -23,6 +23,8 @@ from ..files import check_dir_target, check_file_target, written_through
 
 PLAYLIST = "subtitles.m3u8"
 
+HLS_SEGMENT_S = 6.0  # length of a segment of the HLS subtitle output
+
 
 class GrowingFile:
     """A subtitle file that is appended to and flushed as captions come (unbuffered: what a write returns
@@ -65,7 +67,7 @@ class GrowingFile:
 class HlsSubtitles:
     """Numbered WebVTT segments and their playlist in a folder, written as programme time passes."""
 
-    def __init__(self, folder: Path, segment_s: float = 6.0, overwrite: bool = False):
+    def __init__(self, folder: Path, segment_s: float = HLS_SEGMENT_S, overwrite: bool = False):
         check_dir_target(folder, "--hls-dir")
         self.folder, self.segment_s = Path(folder), segment_s
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,7 @@ class SubtitleFiles:
     """Events of a stream into the files asked for, each final's cues appended and flushed as it comes."""
 
     def __init__(self, srt: Path | None = None, vtt: Path | None = None, jsonl: Path | None = None,
-                 hls_dir: Path | None = None, settings: CueSettings = CueSettings(), hls_segment_s: float = 6.0,
+                 hls_dir: Path | None = None, settings: CueSettings = CueSettings(), hls_segment_s: float = HLS_SEGMENT_S,
                  overwrite: bool = False):
         if not (srt or vtt or jsonl or hls_dir):
             raise StreamerError("nothing to write: give --srt FILE, --vtt FILE, --jsonl FILE or --hls-dir DIR")

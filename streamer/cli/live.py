@@ -4,20 +4,36 @@ server, and broadcast mode) and connect (a client of it)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 from .options import (add_max_lag_option, add_runner_options, add_stream_options, load_runner, log, stop_on_signals,
                       stream_settings)
 from ..errors import StreamerError
+from ..captions.cues import CueSettings
+from ..captions.output import CaptionSink, TerminalView
+from ..captions.subtitles import HLS_SEGMENT_S, SubtitleFiles
+from ..driver.batcher import BatchSettings
+from ..driver.captioner import Captioner, until_error
+from ..files import check_not_input
+from ..serve.server import CaptionServer, ServerSettings
+from ..sources.ffmpeg import check_input, ffmpeg_blocks
+from ..sources.handoff import read_ahead
+from ..sources.live import IngestSettings, LiveSource
+from ..sources.mic import Microphone
+from ..client.connect import BLOCK_SAMPLES, caption, event_from_json
+
+
+SUBTITLE_MAX_LAG_S = 10.0  # the subtitle command's --max-lag-s (BatchSettings has none: offline never skips)
 
 
 def add_subtitle_parser(commands) -> None:
-    from ..captions.cues import CueSettings
-
-    cues = CueSettings()
+    cues, ingest = CueSettings(), IngestSettings()
     subtitle = commands.add_parser(
         "subtitle", help="live subtitles of a stream or file, written as people speak",
         description="Subtitles for a live stream (HLS playlist, RTMP, RTSP, SRT, UDP) or any file or URL ffmpeg "
@@ -31,17 +47,18 @@ def add_subtitle_parser(commands) -> None:
     subtitle.add_argument("--jsonl", type=Path, metavar="FILE", help="every event (partial, final, cue when a cue is written, gap), a line each")
     subtitle.add_argument("--hls-dir", type=Path, metavar="DIR",
                           help="segmented WebVTT for HLS players: numbered .vtt files and subtitles.m3u8")
-    subtitle.add_argument("--hls-segment-s", type=float, default=6.0, help="length of an HLS subtitle segment (default 6)")
+    subtitle.add_argument("--hls-segment-s", type=float, default=HLS_SEGMENT_S,
+                          help=f"length of an HLS subtitle segment (default {HLS_SEGMENT_S:g})")
     subtitle.add_argument("--overwrite", action="store_true", help="replace output files that exist")
     subtitle.add_argument("--realtime", action="store_true", help="read a file no faster than it plays")
     subtitle.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                           help="wait for the input to come back when it ends (default: for rtmp/rtsp/srt/udp and "
                                "HLS playlists without #EXT-X-ENDLIST)")
-    subtitle.add_argument("--retry-s", type=float, default=60.0,
-                          help="keep reconnecting a dropped input this long before giving up (default 60)")
-    subtitle.add_argument("--stall-s", type=float, default=15.0,
-                          help="no audio for this long from a live input counts as a drop (default 15)")
-    add_max_lag_option(subtitle, 10.0)
+    subtitle.add_argument("--retry-s", type=float, default=ingest.retry_s,
+                          help=f"keep reconnecting a dropped input this long before giving up (default {ingest.retry_s:g})")
+    subtitle.add_argument("--stall-s", type=float, default=ingest.stall_s,
+                          help=f"no audio for this long from a live input counts as a drop (default {ingest.stall_s:g})")
+    add_max_lag_option(subtitle, SUBTITLE_MAX_LAG_S)
     subtitle.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
     group = subtitle.add_argument_group("cues", "Norwegian subtitle practice by default")
     group.add_argument("--max-line-chars", type=int, default=cues.max_line_chars, help=f"(default {cues.max_line_chars})")
@@ -65,16 +82,19 @@ def add_serve_parser(commands) -> None:
                     "(the browser client), /healthz, /readyz, /metrics (unless --metrics-port). SIGTERM ends every "
                     "stream with its last finals, then exits.")
     add_runner_options(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    serve.add_argument("--max-streams", type=int, default=16, help="streams at once; more are refused (default 16)")
-    serve.add_argument("--max-frame-bytes", type=int, default=256 * 1024, help="largest websocket message (default 256 KiB)")
-    serve.add_argument("--idle-timeout-s", type=float, default=30.0,
-                       help="a stream that sends nothing for this long is ended, its finals sent (default 30)")
-    add_max_lag_option(serve, 10.0)
-    serve.add_argument("--ping-interval-s", type=float, default=20.0,
+    d = ServerSettings()
+    serve.add_argument("--host", default=d.host, help=f"address to listen on (default {d.host}; 0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=d.port, help=f"port (default {d.port}; 0 picks a free one)")
+    serve.add_argument("--max-streams", type=int, default=d.max_streams,
+                       help=f"streams at once; more are refused (default {d.max_streams})")
+    serve.add_argument("--max-frame-bytes", type=int, default=d.max_frame_bytes,
+                       help=f"largest websocket message (default {d.max_frame_bytes // 1024} KiB)")
+    serve.add_argument("--idle-timeout-s", type=float, default=d.idle_timeout_s,
+                       help=f"a stream that sends nothing for this long is ended, its finals sent (default {d.idle_timeout_s:g})")
+    add_max_lag_option(serve, d.batch.max_lag_s)
+    serve.add_argument("--ping-interval-s", type=float, default=d.ping_interval_s,
                        help="ping clients this often; one that does not answer within as long again (it does not "
-                            "read) is dropped (default 20)")
+                            f"read) is dropped (default {d.ping_interval_s:g})")
     serve.add_argument("--token", default=os.environ.get("STREAMER_TOKEN"),
                        help="require this token from clients (config \"token\" or ?token=); default $STREAMER_TOKEN")
     serve.add_argument("--public-metrics", action="store_true",
@@ -88,23 +108,28 @@ def add_serve_parser(commands) -> None:
                             "an address on a private network for a scraper elsewhere)")
     serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                        help="a web page origin allowed to connect besides the server's own (repeatable; * for any)")
+    add_broadcast_and_batch_options(serve, d)
+    add_stream_options(serve)
+
+
+def add_broadcast_and_batch_options(serve: argparse.ArgumentParser, d: ServerSettings) -> None:
     broadcast = serve.add_argument_group(
         "broadcast", "transcribe one input once and send its captions to any number of viewers (ws://HOST/live, "
                      "the page at /viewer)")
     broadcast.add_argument("--ingest", metavar="URL", help="the input: an HLS playlist, RTMP, RTSP, any URL or file ffmpeg reads")
     broadcast.add_argument("--ingest-realtime", action="store_true", help="read a file input no faster than it plays")
     broadcast.add_argument("--video-url", metavar="URL", help="the viewer page shows this video with the captions")
-    broadcast.add_argument("--max-viewers", type=int, default=1000,
-                           help="viewers at once; more are refused with a busy error (default 1000)")
-    broadcast.add_argument("--viewer-queue", type=int, default=256,
-                           help="events waiting for a viewer before it is dropped from the broadcast (default 256)")
+    broadcast.add_argument("--max-viewers", type=int, default=d.max_viewers,
+                           help=f"viewers at once; more are refused with a busy error (default {d.max_viewers})")
+    broadcast.add_argument("--viewer-queue", type=int, default=d.viewer_queue,
+                           help=f"events waiting for a viewer before it is dropped from the broadcast (default {d.viewer_queue})")
     serve.add_argument("--max-batch", type=int, default=None,
                        help="windows of several streams per model call (default: 8 on a CPU, 256 on a GPU; 1: no batching)")
-    serve.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a call waits for more windows (default 10)")
+    serve.add_argument("--batch-wait-ms", type=float, default=d.batch.max_wait_ms,
+                       help=f"how long a call waits for more windows (default {d.batch.max_wait_ms:g})")
     serve.add_argument("--batch-int8", action="store_true",
                        help="batch an int8 model's windows too: more throughput, but a window's logits then depend on "
                             "the others in its call (activations are quantized per call)")
-    add_stream_options(serve)
 
 
 def add_connect_parser(commands) -> None:
@@ -121,24 +146,18 @@ def add_connect_parser(commands) -> None:
 
 
 def cmd_subtitle(args: argparse.Namespace) -> int:
-    from ..captions.cues import CueSettings
-    from ..sources.live import IngestSettings, LiveSource
-    from ..captions.subtitles import SubtitleFiles
-    from ..driver.batcher import BatchSettings
-    from ..driver.captioner import Captioner, until_error
-    from ..files import check_not_input
-    from ..sources.handoff import read_ahead
-
     for flag, path in (("--srt", args.srt), ("--vtt", args.vtt), ("--jsonl", args.jsonl)):
         if path is not None:
             check_not_input(path, args.input, flag)
-    cues = CueSettings(args.max_line_chars, args.max_lines, args.min_cue_s, args.max_cue_s, args.max_cps,
-                       max_hold_s=args.max_hold_s)
+    cues = CueSettings(max_line_chars=args.max_line_chars, max_lines=args.max_lines, min_duration_s=args.min_cue_s,
+                       max_duration_s=args.max_cue_s, max_cps=args.max_cps, max_hold_s=args.max_hold_s)
     stop = threading.Event()
     progress = Progress(enabled=not args.no_progress and sys.stderr.isatty())
-    source = LiveSource(args.input, IngestSettings(args.realtime, args.live, args.retry_s, args.stall_s),
+    ingest = IngestSettings(realtime=args.realtime, live=args.live, retry_s=args.retry_s, stall_s=args.stall_s)
+    source = LiveSource(args.input, ingest,
                         log=progress.log, stop=stop)
-    files = SubtitleFiles(args.srt, args.vtt, args.jsonl, args.hls_dir, cues, args.hls_segment_s, args.overwrite)
+    files = SubtitleFiles(srt=args.srt, vtt=args.vtt, jsonl=args.jsonl, hls_dir=args.hls_dir, settings=cues,
+                          hls_segment_s=args.hls_segment_s, overwrite=args.overwrite)
     captioner = Captioner(load_runner(args), stream_settings(args), batch=BatchSettings(max_lag_s=args.max_lag_s))
     skipped = Skipped(files, progress)
     stream = captioner.stream(on_skip=skipped.gap)
@@ -185,8 +204,6 @@ class Progress:
         self.enabled, self._last = enabled, 0.0
 
     def show(self, input_s: float, cues: int, behind_s: float) -> None:
-        import time
-
         if self.enabled and time.monotonic() - self._last >= 0.5:
             self._last = time.monotonic()
             hours, rest = divmod(int(input_s), 3600)
@@ -204,14 +221,8 @@ class Progress:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-    import logging
-
-    from ..driver.batcher import BatchSettings
-    from ..sources.live import IngestSettings
-    from ..serve.server import CaptionServer, ServerSettings
-
-    settings = ServerSettings(args.host, args.port, args.max_streams, args.max_frame_bytes, args.idle_timeout_s,
+    settings = ServerSettings(host=args.host, port=args.port, max_streams=args.max_streams,
+                              max_frame_bytes=args.max_frame_bytes, idle_timeout_s=args.idle_timeout_s,
                               ping_interval_s=args.ping_interval_s, token=args.token or None,
                               allowed_origins=tuple(args.allow_origin), public_metrics=args.public_metrics,
                               metrics_port=args.metrics_port, metrics_host=args.metrics_host,
@@ -232,21 +243,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_connect(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from ..captions.output import CaptionSink, TerminalView
-
-    from streamer.client.connect import BLOCK_SAMPLES, caption, event_from_json
-
     if bool(args.input) == bool(args.mic):
         raise StreamerError("give a FILE to stream or --mic (one of them)")
     stop = threading.Event()
     if args.mic:
-        from ..sources.mic import Microphone
 
         blocks = Microphone(args.input_device, BLOCK_SAMPLES).blocks(stop)
     else:
-        from ..sources.ffmpeg import check_input, ffmpeg_blocks
 
         check_input(args.input)
         blocks = ffmpeg_blocks(args.input, BLOCK_SAMPLES, realtime=args.realtime)

@@ -1,4 +1,4 @@
-"""The `streamer` command line: export, transcribe, mic (the live commands are in cli_live)."""
+"""The `streamer` command line: export, transcribe, mic (the live commands are in streamer.cli.live)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,22 @@ from typing import Iterator
 import numpy as np
 
 from .. import DEFAULT_MODEL, __version__
-from ..model.geometry import SAMPLE_RATE
+from ..captions.output import CaptionSink, Counter, TerminalView, write_captions, write_captions_to_file
+from ..core.pcm import to_float32
+from ..driver.batcher import BatchSettings
+from ..driver.captioner import Captioner, until_error
+from ..driver.offline import OfflineSettings, transcribe_blocks
 from ..errors import StreamerError
-from .options import (add_max_lag_option, add_runner_options, add_stream_options, decoder_settings, load_runner, log, stop_on_signals,
-                      stream_settings, text_settings, with_vad_options)
+from ..export.checkpoint import resolve_checkpoint
+from ..export.onnx_export import ExportSettings, check_out_dir, default_speech, export_checkpoint
+from ..files import check_dir_target, check_file_target, check_not_input
+from ..model.geometry import SAMPLE_RATE
+from ..sources.ffmpeg import check_input, ffmpeg_blocks, probe_duration_s, read_audio
+from ..sources.mic import Microphone, list_devices
+from . import live as cli_live
+from .options import (add_max_lag_option, add_runner_options, add_stream_options, decoder_settings, load_runner, log,
+                      stop_on_signals, stream_settings, text_settings, with_vad_options)
+from .triton import add_triton_repo_options, triton_repo_settings, write_repo
 
 FORMATS = ("text", "json", "jsonl", "srt", "vtt")
 
@@ -29,7 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"streamer {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    from . import live as cli_live
 
     for add in (add_export_parser, add_transcribe_parser, add_mic_parser, cli_live.add_subtitle_parser,
                 cli_live.add_serve_parser, cli_live.add_connect_parser):
@@ -52,7 +63,6 @@ def add_export_parser(commands) -> None:
     export.add_argument("--revision", help="hub revision (branch, tag or commit)")
     export.add_argument("--check-audio", nargs="*", default=[], metavar="FILE",
                         help="extra speech files for the parity check (any format ffmpeg reads)")
-    from .triton import add_triton_repo_options
 
     add_triton_repo_options(export)
 
@@ -92,14 +102,6 @@ def add_mic_parser(commands) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..sources.ffmpeg import read_audio
-    from ..core.pcm import to_float32
-    from ..export.checkpoint import resolve_checkpoint
-    from ..export.onnx_export import ExportSettings, check_out_dir, default_speech, export_checkpoint
-    from ..files import check_dir_target
-
-    from .triton import triton_repo_settings, write_repo
-
     repo = triton_repo_settings(args)  # before a download or an export of minutes, as --out
     if args.out is None and repo is None:
         raise StreamerError("give --out DIR (the ONNX model dir), --triton-repo REPO (a Triton model repository), or both")
@@ -129,7 +131,6 @@ def with_progress(blocks: Iterator[np.ndarray], source: str, enabled: bool) -> I
         return
     from tqdm import tqdm
 
-    from ..sources.ffmpeg import probe_duration_s
 
     with tqdm(total=probe_duration_s(source), unit="s", unit_scale=False, file=sys.stderr,
               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} s audio [{elapsed}<{remaining}]", leave=False) as bar:
@@ -148,7 +149,6 @@ def check_format(args: argparse.Namespace) -> None:
 def offline_events(blocks, model, args) -> Iterator:
     from dataclasses import replace
 
-    from ..driver.offline import OfflineSettings, transcribe_blocks
 
     settings = replace(with_vad_options(OfflineSettings(), args), decoder=decoder_settings(args),
                        text=text_settings(args))
@@ -156,8 +156,6 @@ def offline_events(blocks, model, args) -> Iterator:
 
 
 def streaming_events(blocks, backend, args) -> Iterator:
-    from ..driver.captioner import Captioner, until_error
-
     with Captioner(backend, stream_settings(args)) as captioner:
         stream = captioner.stream()
         for block in blocks:
@@ -166,10 +164,6 @@ def streaming_events(blocks, backend, args) -> Iterator:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from ..sources.ffmpeg import check_input, ffmpeg_blocks
-    from ..files import check_file_target, check_not_input
-    from ..captions.output import Counter, write_captions, write_captions_to_file
-
     check_format(args)
     check_input(args.input)
     if args.output:
@@ -188,11 +182,6 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def cmd_mic(args: argparse.Namespace) -> int:
-    from ..sources.mic import Microphone, list_devices
-    from ..captions.output import CaptionSink, TerminalView
-    from ..driver.batcher import BatchSettings
-    from ..driver.captioner import Captioner, until_error
-
     if args.list_devices:
         print(list_devices())
         return 0
@@ -217,8 +206,6 @@ def cmd_mic(args: argparse.Namespace) -> int:
 
 
 def commands() -> dict:
-    from . import live as cli_live
-
     return {"export": cmd_export, "transcribe": cmd_transcribe, "mic": cmd_mic, "subtitle": cli_live.cmd_subtitle,
             "serve": cli_live.cmd_serve, "connect": cli_live.cmd_connect}
 

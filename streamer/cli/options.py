@@ -7,10 +7,19 @@ import argparse
 import signal
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from .. import DEFAULT_MODEL
+from ..backends.backend import BackendOptions
+from ..core.stream import StreamSettings, with_flat_settings
+from ..core.vad import VadSettings
+from ..core.windower import WindowSettings
 from ..errors import StreamerError
+from ..export.loader import create_backend
+from ..text.decoder import DecoderSettings, read_hotwords
+from ..text.lexicon import read_forms_file
+from ..text.written import TextSettings
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
@@ -52,7 +61,8 @@ def add_decoder_options(parser: argparse.ArgumentParser) -> None:
                                                    ".bin/.arpa) or a KenLM file, for --decoder beam")
     group.add_argument("--alpha", type=float, help="language model weight (default: the LM's attrs.json, else 0.5)")
     group.add_argument("--beta", type=float, help="word insertion bonus (default: the LM's attrs.json, else 1.5)")
-    group.add_argument("--beam-width", type=int, default=32, help="beams kept (default 32)")
+    beam_width = DecoderSettings().beam_width
+    group.add_argument("--beam-width", type=int, default=beam_width, help=f"beams kept (default {beam_width})")
     group.add_argument("--hotwords", type=Path, metavar="FILE",
                        help="phrases to favour, one a line, each optionally followed by its weight (default 10)")
 
@@ -70,8 +80,6 @@ def add_text_options(parser: argparse.ArgumentParser) -> None:
 
 
 def text_settings(args: argparse.Namespace):
-    from ..text.lexicon import read_forms_file
-    from ..text.written import TextSettings
 
     if args.raw and args.names:
         raise StreamerError("--names is for the written form: leave out --raw")
@@ -79,24 +87,23 @@ def text_settings(args: argparse.Namespace):
 
 
 def decoder_settings(args: argparse.Namespace):
-    from ..text.decoder import DecoderSettings, read_hotwords
 
     if args.decoder == "greedy" and (args.lm or args.hotwords):
         raise StreamerError("--lm and --hotwords are for beam search: add --decoder beam")
     hotwords = read_hotwords(args.hotwords) if args.hotwords else ()
-    return DecoderSettings(args.decoder, args.lm, args.alpha, args.beta, args.beam_width, hotwords)
+    return DecoderSettings(kind=args.decoder, lm=args.lm, alpha=args.alpha, beta=args.beta, beam_width=args.beam_width,
+                           hotwords=hotwords)
 
 
 def add_stream_options(parser: argparse.ArgumentParser) -> None:
-    from ..core.stream import StreamSettings
 
-    from ..core.windower import WindowSettings
 
     w, c, d = WindowSettings(), StreamSettings().commit, StreamSettings()
     add_decoder_options(parser)
     add_text_options(parser)
-    parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=2, metavar="0-3",
-                        help="webrtcvad aggressiveness, 0 keeps the most audio (default: 2)")
+    vad = VadSettings()
+    parser.add_argument("--vad-aggressiveness", type=int, choices=range(4), default=vad.aggressiveness, metavar="0-3",
+                        help=f"webrtcvad aggressiveness, 0 keeps the most audio (default: {vad.aggressiveness})")
     parser.add_argument("--no-vad", action="store_true", help="always-on audio: treat everything as speech")
     group = parser.add_argument_group(
         "streaming windows", "in speech a commit runs every --commit-hop-ms with left and right context: its "
@@ -125,35 +132,29 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
 
 def load_runner(args: argparse.Namespace, max_batch: int | None = None):
     """The backend --backend names, for --model and the runner's options."""
-    from ..backends.backend import BackendOptions
-    from ..export.loader import create_backend
 
     if args.triton_url and args.backend == "onnx":
         raise StreamerError("--triton-url is for --backend triton")
-    return create_backend(args.backend, BackendOptions(args.model, args.compute, args.threads, args.precision,
-                                                       max_batch, log=log, url=args.triton_url,
-                                                       timeout_s=args.triton_timeout_s))
+    return create_backend(args.backend, BackendOptions(model=args.model, device=args.compute, threads=args.threads,
+                                                       precision=args.precision, max_batch=max_batch, log=log,
+                                                       url=args.triton_url, timeout_s=args.triton_timeout_s))
 
 
 def with_vad_options(settings, args: argparse.Namespace):
-    """Offline or stream settings with the VAD options of the command line applied."""
-    from dataclasses import replace
-
+    """Offline settings with the VAD options of the command line applied (stream settings take them through
+    with_flat_settings)."""
     return replace(settings, vad=replace(settings.vad, aggressiveness=args.vad_aggressiveness, enabled=not args.no_vad))
 
 
 def stream_settings(args: argparse.Namespace):
-    from dataclasses import replace
+    """The command line's stream options, through the one mapping of flat settings (``with_flat_settings``)."""
 
-    from ..core.stream import StreamSettings
-    from ..core.windower import WindowSettings
-
-    settings = with_vad_options(StreamSettings(), args)
-    commit = replace(settings.commit, left_ms=args.commit_left_ms, right_ms=args.commit_right_ms,
-                     hop_ms=args.commit_hop_ms, pause_ms=args.pause_ms)
-    window = WindowSettings(args.left_ms, args.hop_ms, args.right_ms) if args.first_pass else None
-    return replace(settings, window=window, commit=commit,
-                   max_caption_s=args.max_caption_s, decoder=decoder_settings(args), text=text_settings(args))
+    settings = with_flat_settings(
+        StreamSettings(), commit_hop_ms=args.commit_hop_ms, commit_left_ms=args.commit_left_ms,
+        commit_right_ms=args.commit_right_ms, pause_ms=args.pause_ms, max_caption_s=args.max_caption_s,
+        vad_aggressiveness=args.vad_aggressiveness, vad_enabled=not args.no_vad, first_pass=args.first_pass,
+        first_pass_left_ms=args.left_ms, first_pass_hop_ms=args.hop_ms, first_pass_right_ms=args.right_ms)
+    return replace(settings, decoder=decoder_settings(args), text=text_settings(args))
 
 
 def stop_on_signals(stop: threading.Event) -> None:

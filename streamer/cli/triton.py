@@ -6,11 +6,10 @@ import argparse
 from pathlib import Path
 
 from .options import log
+from ..export.triton_repo import KINDS, TritonRepoSettings, check_repo_target, write_triton_repo
 
 
 def add_triton_repo_options(parser: argparse.ArgumentParser) -> None:
-    from ..export.triton_repo import KINDS, TritonRepoSettings
-
     d = TritonRepoSettings()
     group = parser.add_argument_group(
         "Triton", "a model repository for NVIDIA Triton Inference Server's onnxruntime backend: REPO/NAME/config.pbtxt, "
@@ -35,11 +34,9 @@ def add_triton_repo_options(parser: argparse.ArgumentParser) -> None:
 
 def triton_repo_settings(args: argparse.Namespace):
     """The repository's settings (None without --triton-repo), its target checked before any long export."""
-    from ..export.triton_repo import TritonRepoSettings, check_repo_target
-
     if args.triton_repo is None:
         return None
-    settings = TritonRepoSettings(args.triton_model, args.triton_max_batch,
+    settings = TritonRepoSettings(model_name=args.triton_model, max_batch=args.triton_max_batch,
                                   max_queue_delay_us=args.triton_queue_delay_us, instances=args.triton_instances,
                                   kind=args.triton_kind)
     check_repo_target(args.triton_repo, settings.model_name)
@@ -47,8 +44,6 @@ def triton_repo_settings(args: argparse.Namespace):
 
 
 def write_repo(model_dir: Path, repo: Path, settings) -> None:
-    from ..export.triton_repo import write_triton_repo
-
     folder = write_triton_repo(model_dir, repo, settings)
     log(f"wrote the Triton model {folder} (tritonserver --model-repository {repo}; gateways: --backend triton "
         f"--model {folder})")

@@ -56,6 +56,40 @@ class StreamSettings:
             raise StreamerError(f"max_caption_s must be more than 0, not {self.max_caption_s}")
 
 
+FLAT_SETTINGS = {  # the flat names of StreamSettings' fields that users set (CLI options, a client's config)
+    "hop_ms": "both passes' hop: commits, and a first pass's windows when there is one",
+    "commit_hop_ms": "commit.hop_ms", "commit_left_ms": "commit.left_ms", "commit_right_ms": "commit.right_ms",
+    "pause_ms": "commit.pause_ms", "max_caption_s": "max_caption_s",
+    "vad_aggressiveness": "vad.aggressiveness", "vad_enabled": "vad.enabled",
+    "first_pass": "a first pass of its own for partials (window), from first_pass_left/hop/right_ms",
+    "first_pass_left_ms": "window.left_ms", "first_pass_hop_ms": "window.hop_ms", "first_pass_right_ms": "window.right_ms",
+}
+
+
+def with_flat_settings(base: StreamSettings, **flat) -> StreamSettings:
+    """base with flat settings applied (names in FLAT_SETTINGS; what is left out keeps base's value): the one
+    mapping of the command line's options and a websocket client's settings onto StreamSettings. Bad values
+    raise StreamerError from the dataclass that checks them."""
+    if not flat:
+        return base
+    unknown = sorted(set(flat) - set(FLAT_SETTINGS))
+    if unknown:
+        raise StreamerError(f"unknown stream settings {unknown}; known: {sorted(FLAT_SETTINGS)}")
+    commit = {name: flat[f"commit_{name}"] for name in ("hop_ms", "left_ms", "right_ms") if f"commit_{name}" in flat}
+    commit.update({"pause_ms": flat["pause_ms"]} if "pause_ms" in flat else {})
+    window = base.window
+    if flat.get("first_pass") is not None:
+        window = WindowSettings() if flat["first_pass"] else None
+    part = {name: flat[f"first_pass_{name}"] for name in ("left_ms", "hop_ms", "right_ms") if f"first_pass_{name}" in flat}
+    if "hop_ms" in flat:
+        commit["hop_ms"] = part["hop_ms"] = flat["hop_ms"]
+    vad = {key: flat[name] for name, key in (("vad_aggressiveness", "aggressiveness"), ("vad_enabled", "enabled"))
+           if name in flat}
+    return replace(base, commit=replace(base.commit, **commit), vad=replace(base.vad, **vad),
+                   window=None if window is None else replace(window, **part),
+                   max_caption_s=flat.get("max_caption_s", base.max_caption_s))
+
+
 class Recognizer:
     """One model's metadata and the settings shared by any number of streams."""
 

@@ -18,7 +18,7 @@ from .checkpoint import (Checkpoint, FeatureSettings, check_ctc_config, load_fea
 from ..text.ctc import greedy_words, words_text
 from ..errors import StreamerError
 from ..files import check_dir_target
-from ..model.geometry import FrameGeometry
+from ..model.geometry import SAMPLE_RATE, FrameGeometry
 from ..text.scoring import cer
 from ..model.manifest import MANIFEST, MODEL_FILE
 from ..backends.onnx import OnnxModel, RunnerSettings, normalize, pad_batch
@@ -77,8 +77,8 @@ def export_onnx(model, path: Path, opset: int) -> None:
     import torch
     import warnings
 
-    dummy = torch.zeros(2, 16_000)
-    mask = torch.ones(2, 16_000, dtype=torch.long)
+    dummy = torch.zeros(2, SAMPLE_RATE)
+    mask = torch.ones(2, SAMPLE_RATE, dtype=torch.long)
     mask[1, 12_000:] = 0
     axes = {"batch": 0, "samples": 1}
     with warnings.catch_warnings(), torch.no_grad():
@@ -124,8 +124,8 @@ def convert_precision(fp32_path: Path, out_path: Path, precision: str) -> None:
 def parity_inputs(settings: ExportSettings, speech: list[tuple[str, np.ndarray]]) -> list[tuple[str, list[np.ndarray]]]:
     """Named batches: random noise at several lengths alone and padded together, and speech."""
     rng = np.random.default_rng(settings.seed)
-    noise = [(rng.standard_normal(int(s * 16_000)) * 0.1).astype(np.float32) for s in settings.check_lengths_s]
-    cases = [(f"noise {len(x) / 16_000:.2f}s", [x]) for x in noise]
+    noise = [(rng.standard_normal(int(s * SAMPLE_RATE)) * 0.1).astype(np.float32) for s in settings.check_lengths_s]
+    cases = [(f"noise {len(x) / SAMPLE_RATE:.2f}s", [x]) for x in noise]
     cases.append((f"noise batch of {len(noise)} (padded)", noise))
     cases += [(f"speech {name}", [audio]) for name, audio in speech]
     if len(speech) > 0:

@@ -13,14 +13,14 @@ events (``{"type": "error", "code": …, "message": …}``) and, after eof, ``en
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import StreamerError
 from ..core.events import Error, Final, Partial
 from ..core.pcm import check_block, check_rate
-from ..core.stream import StreamSettings
+from ..core.stream import StreamSettings, with_flat_settings
 
 FORMATS = {"pcm_s16le": np.dtype("<i2"), "pcm_f32le": np.dtype("<f4")}
 CONFIG_KEYS = {"type", "sample_rate", "format", "partials", "words", "token", "settings"}
@@ -98,23 +98,13 @@ def check_settings(settings: dict) -> None:
 
 
 def stream_settings(base: StreamSettings, settings: dict) -> StreamSettings:
-    """base with a client's settings applied (already checked against SETTING_LIMITS)."""
-    result = base
+    """base with a client's settings applied (already checked against SETTING_LIMITS; ``hop_ms`` is both
+    passes' hop), through the one mapping of flat settings (``with_flat_settings``)."""
+    types = {"hop_ms": int, "pause_ms": int, "max_caption_s": float, "vad_aggressiveness": int}
     try:
-        if "hop_ms" in settings:
-            hop_ms = int(settings["hop_ms"])
-            result = replace(result, commit=replace(result.commit, hop_ms=hop_ms))
-            if result.window is not None:  # a first pass of its own
-                result = replace(result, window=replace(result.window, hop_ms=hop_ms))
-        if "pause_ms" in settings:
-            result = replace(result, commit=replace(result.commit, pause_ms=int(settings["pause_ms"])))
-        if "max_caption_s" in settings:
-            result = replace(result, max_caption_s=float(settings["max_caption_s"]))
-        if "vad_aggressiveness" in settings:
-            result = replace(result, vad=replace(result.vad, aggressiveness=int(settings["vad_aggressiveness"])))
+        return with_flat_settings(base, **{name: types[name](value) for name, value in settings.items()})
     except StreamerError as exc:
         raise ProtocolError("bad_config", str(exc)) from None
-    return result
 
 
 def decode_frame(data: bytes, fmt: str) -> np.ndarray:
