@@ -11,6 +11,7 @@ replaced: a symlink's target is written (atomically), a device or a named pipe w
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -125,6 +126,24 @@ class AtomicTextFile:
             os.replace(self._tmp, self.partial_path)
         else:
             self._tmp.unlink(missing_ok=True)
+
+
+def write_atomically(path: Path, text: str, consequence: str = "") -> None:
+    """path holds text, whole, or what it held before: the one atomic writer's short form (AtomicTextFile).
+    consequence: what the error message adds (what still stands)."""
+    try:
+        with AtomicTextFile(path) as out:
+            out.write(text)
+    except OSError as exc:
+        raise StreamerError(f"cannot write {path}: {exc.strerror or exc}{consequence}") from None
+
+
+def replace_dir(stage: Path, target: Path) -> None:
+    """A folder written in full beside target (stage, on the same file system) takes its place: the one way
+    export dirs and Triton model folders are written (the caller has checked that target is one of its own)."""
+    if target.exists():
+        shutil.rmtree(target)
+    Path(stage).rename(target)
 
 
 def current_umask() -> int:

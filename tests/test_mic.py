@@ -11,7 +11,7 @@ import pytest
 
 from streamer.sources.ffmpeg import read_audio
 
-from helpers import NPSC, silence
+from helpers import NPSC, silence, start_server
 
 ASOUNDRC = """pcm.filemic {{
     type file
@@ -61,6 +61,25 @@ def test_captions_from_a_device_then_ctrl_c_flushes_the_final(alsa_home, tiny_ex
     assert process.returncode == 0, err
     assert "listening" in err and "Traceback" not in err
     assert '"type": "final"' in out
+
+
+def test_connect_streams_the_microphone_to_a_server(alsa_home, tiny_export):
+    """`streamer connect --mic`: the device's blocks go to the server as they come, captions come back."""
+    server = start_server(tiny_export)
+    try:
+        env = {**os.environ, "HOME": str(alsa_home), "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen([sys.executable, "-m", "streamer.cli", "connect", "--mic", "--device", "filemic",
+                                    "--format", "jsonl", server.url], env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(8)  # ~8 s of the device's audio, in real time as a microphone gives it
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        server.stop()
+    if "PortAudio is not installed" in err:
+        pytest.skip("no PortAudio library")
+    assert "Traceback" not in err, err
+    assert '"type": "final"' in out, (out, err)
 
 
 def test_missing_device_is_one_clear_line_before_the_model_loads(alsa_home, tiny_checkpoint, tmp_path):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from ..errors import StreamerError
 from ..model.manifest import MANIFEST, MODEL_FILE, ModelInfo
@@ -129,8 +130,6 @@ def unpadded(logits: np.ndarray, audios: list[np.ndarray], info: ModelInfo) -> l
 def choose_providers(device: str, device_id: int = 0, cache_dir: Path | None = None) -> list:
     """ONNX Runtime's execution providers for a device, most wanted first, with their options.
     cache_dir: where TensorRT keeps the engines it builds (building one takes minutes)."""
-    import onnxruntime as ort
-
     available = ort.get_available_providers()
     has_cuda = "CUDAExecutionProvider" in available
     if device in ("cuda", "tensorrt") and not has_cuda:
@@ -156,8 +155,6 @@ class OnnxModel:
     """One ONNX Runtime session over an exported model dir, shared by every stream of a process."""
 
     def __init__(self, model_dir: Path, settings: RunnerSettings = RunnerSettings()):
-        import onnxruntime as ort
-
         self.model_dir = Path(model_dir)
         if not (self.model_dir / MODEL_FILE).is_file() and (self.model_dir / MANIFEST).is_file():
             raise StreamerError(f"{model_dir} has no {MODEL_FILE}: expected a dir written by 'streamer export'")
@@ -238,8 +235,6 @@ class DeviceBinding:
         self.session, self.device_type, self.device_id = session, device_type, device_id
 
     def run(self, batch: np.ndarray, mask: np.ndarray, run_options) -> np.ndarray:
-        import onnxruntime as ort
-
         binding = self.session.io_binding()
         for name, array in (("input_values", batch), ("attention_mask", mask)):
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, self.device_type, self.device_id))

@@ -15,6 +15,7 @@ from ..model.geometry import SAMPLE_RATE
 from .cues import CueWriter
 from ..text.ctc import Word
 from ..core.events import Final, Partial
+from ..files import AtomicTextFile
 
 
 class CaptionSink:
@@ -108,7 +109,6 @@ def write_captions(events, out, fmt: str, blocks: Counter) -> None:
 def write_captions_to_file(events, path: Path, fmt: str, blocks: Counter, log: Callable[[str], None]) -> None:
     """The file is replaced only when the whole input went well; a run that fails midway leaves it as it
     was and keeps the captions it made in FILE.partial."""
-    from ..files import AtomicTextFile
 
     target = AtomicTextFile(path)
     with target as out:

@@ -19,11 +19,12 @@ from pathlib import Path
 from .cues import VTT_HEADER, Cue, CueSettings, CueWriter, LiveCues, vtt_cue
 from ..errors import StreamerError
 from ..core.events import Final, Partial
-from ..files import check_dir_target, check_file_target, written_through
+from ..files import check_dir_target, check_file_target, write_atomically, written_through
 
 PLAYLIST = "subtitles.m3u8"
 
 HLS_SEGMENT_S = 6.0  # length of a segment of the HLS subtitle output
+HLS_KEPT = "; the segments before it stand"
 
 
 class GrowingFile:
@@ -94,7 +95,7 @@ class HlsSubtitles:
         mpegts = round(self.origin_pts_s * 90_000) % 2**33
         text = VTT_HEADER.replace("\n\n", f"\nX-TIMESTAMP-MAP=MPEGTS:{mpegts},LOCAL:00:00:00.000\n\n")
         text += "".join(vtt_cue(c) for c in self.cues if c.start_s < end and c.end_s > start)
-        replace_atomically(self.folder / segment_name(self.written), text)
+        write_atomically(self.folder / segment_name(self.written), text, HLS_KEPT)
         self.written += 1
         self._write_playlist(ended=False)
 
@@ -104,21 +105,11 @@ class HlsSubtitles:
         for k in range(self.written):
             lines += [f"#EXTINF:{self.segment_s:.3f},", segment_name(k)]
         lines += ["#EXT-X-ENDLIST"] if ended else []
-        replace_atomically(self.folder / PLAYLIST, "\n".join(lines) + "\n")
+        write_atomically(self.folder / PLAYLIST, "\n".join(lines) + "\n", HLS_KEPT)
 
 
 def segment_name(k: int) -> str:
     return f"subtitles_{k:05d}.vtt"
-
-
-def replace_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StreamerError(f"cannot write {path}: {exc.strerror or exc}; the segments before it stand") from None
 
 
 class SubtitleFiles:

@@ -247,10 +247,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
         raise StreamerError("give a FILE to stream or --mic (one of them)")
     stop = threading.Event()
     if args.mic:
-
-        blocks = Microphone(args.input_device, BLOCK_SAMPLES).blocks(stop)
+        blocks = (block for block, _ in Microphone(args.input_device, BLOCK_SAMPLES).blocks(stop))  # the server skips
     else:
-
         check_input(args.input)
         blocks = ffmpeg_blocks(args.input, BLOCK_SAMPLES, realtime=args.realtime)
     view = TerminalView(sys.stdout) if args.format == "text" else None

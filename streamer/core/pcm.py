@@ -10,6 +10,7 @@ streaming filter: the same output for any block split).
 from __future__ import annotations
 
 import numpy as np
+import soxr
 
 from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
@@ -68,8 +69,6 @@ class PcmInput:
         self.clipped_samples = 0
         self._resampler = None
         if self.sample_rate != SAMPLE_RATE:
-            import soxr
-
             self._resampler = soxr.ResampleStream(self.sample_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
 
     def accept(self, block: np.ndarray) -> np.ndarray:

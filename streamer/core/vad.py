@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import webrtcvad
 
 from ..model.geometry import SAMPLE_RATE
 from ..errors import StreamerError
@@ -64,8 +65,6 @@ class VadGate:
         self.settings = settings
         self._vad = None
         if settings.enabled:
-            import webrtcvad
-
             self._vad = webrtcvad.Vad(settings.aggressiveness)
         self.reset()
 

@@ -30,13 +30,13 @@ from ..core.stream import Recognizer, StreamSettings
 from ..errors import StreamerError
 from .batcher import Batcher, BatchSettings
 from .overload import Skip
+from ..backends.onnx import OnnxBackend
 
 
 def as_backend(model):
     """A Backend as it is, or an OnnxModel wrapped in the in-process ONNX Runtime backend."""
     if hasattr(model, "capabilities"):
         return model
-    from ..backends.onnx import OnnxBackend
 
     return OnnxBackend(model)
 

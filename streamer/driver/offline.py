@@ -21,6 +21,7 @@ from ..core.stream import StreamSettings
 from ..core.vad import VadSettings
 from ..core.windower import CommitSettings
 from ..text.written import TextSettings
+from .captioner import Captioner, until_error
 
 OFFLINE_CHUNKS = CommitSettings(left_ms=3000, right_ms=3000, hop_ms=24_000, min_commit_ms=None, pause_ms=None)
 
@@ -44,7 +45,6 @@ def transcribe_blocks(blocks: Iterable[np.ndarray], model, settings: OfflineSett
     Blocks as the streaming push API takes them: int16 or float32 mono at sample_rate. model: a Backend or
     an OnnxModel; decoder: a beam decoder to share (else the one settings.decoder asks for is made).
     A failed model call raises StreamerError after the finals before it."""
-    from .captioner import Captioner, until_error
 
     with Captioner(model, settings.stream_settings(), decoder) as captioner:
         stream = captioner.stream(sample_rate)

@@ -16,6 +16,7 @@ from ..model.manifest import MANIFEST
 from ..backends.backend import Backend, BackendOptions
 from ..errors import StreamerError
 from ..backends.onnx import OnnxBackend, OnnxModel, RunnerSettings
+from ..backends.onnx import choose_providers
 
 
 def cache_root() -> Path:
@@ -45,7 +46,6 @@ def cached_export_dir(checkpoint: Checkpoint, precision: str) -> Path:
 def auto_precision(settings: RunnerSettings) -> str:
     """fp16 where a GPU runs the model (layer norms and softmax stay fp32; its tensor cores run fp16);
     int8 on a CPU, where fp32 XLS-R-300M is too slow to stream on a few cores (benchmarks/RESULTS.md)."""
-    from ..backends.onnx import choose_providers
 
     return "int8" if choose_providers(settings.device, settings.device_id) == ["CPUExecutionProvider"] else "fp16"
 

@@ -5,24 +5,32 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import onnx
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
 from .. import __version__
-from .checkpoint import (Checkpoint, FeatureSettings, check_ctc_config, load_feature_settings, load_torch_model, load_vocabulary)
-from ..text.ctc import greedy_words, words_text
-from ..errors import StreamerError
-from ..files import check_dir_target
-from ..model.geometry import SAMPLE_RATE, FrameGeometry
-from ..text.scoring import cer
-from ..model.manifest import MANIFEST, MODEL_FILE
 from ..backends.onnx import OnnxModel, RunnerSettings, normalize, pad_batch
+from ..errors import StreamerError
+from ..files import check_dir_target, replace_dir
+from ..model.geometry import SAMPLE_RATE, FrameGeometry
+from ..model.manifest import MANIFEST, MODEL_FILE
 from ..model.vocab import Vocabulary
+from ..sources.ffmpeg import read_wav
+from ..text.ctc import greedy_words, words_text
+from ..text.scoring import cer
+from .checkpoint import (Checkpoint, FeatureSettings, check_ctc_config, load_feature_settings, load_torch_model,
+                         load_vocabulary)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 # Kept in fp32 by the fp16 conversion: normalisation and softmax statistics overflow fp16.
@@ -75,7 +83,6 @@ def logits_module(model):
 
 def export_onnx(model, path: Path, opset: int) -> None:
     import torch
-    import warnings
 
     dummy = torch.zeros(2, SAMPLE_RATE)
     mask = torch.ones(2, SAMPLE_RATE, dtype=torch.long)
@@ -97,19 +104,12 @@ def export_onnx(model, path: Path, opset: int) -> None:
 
 def convert_precision(fp32_path: Path, out_path: Path, precision: str) -> None:
     if precision == "fp16":
-        import onnx
-        from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
-
         model = convert_float_to_float16(
             onnx.load(str(fp32_path)), keep_io_types=True,
             op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(FP16_KEEP_FP32),
         )
         onnx.save(model, str(out_path))
     elif precision == "int8":
-        import logging
-
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         logging.getLogger().setLevel(logging.ERROR)  # its advice to pre-process is printed on the root logger
         # reduce_range: 7-bit weights. x86-64 CPUs without VNNI (AVX2 only: AMD EPYC before Zen 4, older
         # Intel) multiply uint8 activations by int8 weights with VPMADDUBSW, whose int16 pair sums saturate
@@ -204,13 +204,6 @@ def check_out_dir(out_dir: Path) -> None:
         raise StreamerError(f"{out_dir} exists and is not an export dir: choose a new or empty --out")
 
 
-def replace_dir(out_dir: Path, stage: Path) -> None:
-    check_out_dir(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    stage.rename(out_dir)
-
-
 LM_COPY_LIMIT_BYTES = 256 * 2**20  # a language model larger than this stays where it is, referred to
 
 
@@ -229,9 +222,7 @@ def bring_language_model(folder: Path, stage: Path, log: Callable[[str], None]) 
 
 def default_speech() -> list[tuple[str, np.ndarray]]:
     """Speech for the parity check that ships with the package (espeak-ng Bokmål, 4.5 s)."""
-    from importlib.resources import files
 
-    from ..sources.ffmpeg import read_wav
 
     return [("parity_nb.wav", read_wav(files("streamer") / "data" / "parity_nb.wav"))]
 
@@ -279,5 +270,6 @@ def export_checkpoint(checkpoint: Checkpoint, out_dir: Path, settings: ExportSet
         manifest = build_manifest(checkpoint, vocab, features, geometry, settings, stage / MODEL_FILE, results)
         manifest |= bring_language_model(checkpoint.path / "language_model", stage, log)
         (stage / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
-        replace_dir(out_dir, stage)
+        check_out_dir(out_dir)
+        replace_dir(stage, out_dir)
     return manifest

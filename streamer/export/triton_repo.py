@@ -21,8 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import onnx
+
 from ..errors import StreamerError
-from ..files import check_dir_target
+from ..files import check_dir_target, replace_dir
 from ..model.manifest import MANIFEST, MODEL_FILE, read_manifest
 
 CONFIG_FILE = "config.pbtxt"
@@ -60,7 +62,6 @@ class TensorSpec:
 
 def onnx_tensors(model_path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
     """The ONNX file's real inputs and outputs (initializers that old exporters list as inputs left out)."""
-    import onnx
 
     graph = onnx.load(str(model_path), load_external_data=False).graph
     weights = {init.name for init in graph.initializer}
@@ -69,8 +70,6 @@ def onnx_tensors(model_path: Path) -> tuple[list[TensorSpec], list[TensorSpec]]:
 
 
 def tensor_spec(value, model_path: Path) -> TensorSpec:
-    import onnx
-
     tensor = value.type.tensor_type
     element = onnx.TensorProto.DataType.Name(tensor.elem_type)
     if element not in ONNX_TO_TRITON:
@@ -126,9 +125,7 @@ def write_triton_repo(model_dir: Path, repo: Path, settings: TritonRepoSettings 
         triton = {"model_name": settings.model_name, "version": VERSION, "max_batch_size": settings.max_batch}
         (stage / MANIFEST).write_text(json.dumps({**manifest, "triton": triton}, ensure_ascii=False, indent=1),
                                       encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        stage.rename(target)
+        replace_dir(stage, target)
     return target
 
 

@@ -17,6 +17,8 @@ from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from prometheus_client import CONTENT_TYPE_LATEST
+
 from ..errors import StreamerError
 from .telemetry import Metrics
 
@@ -107,8 +109,6 @@ def health(path: str, ready: asyncio.Event, stopping: asyncio.Event):
 
 
 def metrics_page(metrics: Metrics):
-    from prometheus_client import CONTENT_TYPE_LATEST
-
     return respond(HTTPStatus.OK, metrics.text(), CONTENT_TYPE_LATEST)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
 from ..driver.batcher import BatchReport
 
 
@@ -12,8 +14,6 @@ class Metrics:
     """Prometheus metrics of one server (its own registry: no process-wide state)."""
 
     def __init__(self):
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
         self.registry = r = CollectorRegistry()
         latency = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
         self.streams = Gauge("streamer_active_streams", "Streams being captioned", registry=r)
@@ -65,6 +65,4 @@ class Metrics:
             self.rtf.set(sum(c for _, c, _ in self._recent) / audio)
 
     def text(self) -> bytes:
-        from prometheus_client import generate_latest
-
         return generate_latest(self.registry)

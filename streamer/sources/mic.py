@@ -66,7 +66,8 @@ class Microphone:
                 gap, waited_s, block = item
                 if gap:
                     on_gap(gap / SAMPLE_RATE)
-                    yield np.zeros(gap, np.int16), waited_s
+                    for start in range(0, gap, self.block_samples):  # blocks of the usual size, as a device gives
+                        yield np.zeros(min(self.block_samples, gap - start), np.int16), waited_s
                 yield block, waited_s
         finally:
             self._stream.abort(ignore_errors=True)
