@@ -210,10 +210,11 @@ def test_finals_do_not_depend_on_batch_composition_or_calls_in_flight(backend, c
 
 
 class Scripted:
-    """Streams for the scheduler alone: each always has a partial waiting; one has a commit too."""
+    """Streams for the scheduler alone: each always has a partial waiting; one has a commit too. Each take
+    is noted with the batcher's clock."""
 
-    def __init__(self, has_commit: bool):
-        self.has_commit, self.taken = has_commit, []
+    def __init__(self, has_commit: bool, clock):
+        self.has_commit, self.clock, self.taken = has_commit, clock, []
 
     def waiting(self):
         return (1, self.has_commit) if not self.has_commit else (1, True)
@@ -222,7 +223,7 @@ class Scripted:
         kind = "commit" if self.has_commit and commit_first else "partial"
         if kind == "commit":
             self.has_commit = False
-        self.taken.append((kind, time.monotonic()))
+        self.taken.append((kind, self.clock()))
         return _Request(kind)
 
     def deliver(self, request, logits):
@@ -239,29 +240,59 @@ class _Request:
         self.window, self.audio, self.stats = _Window(kind), np.zeros(16000, np.float32), None
 
 
+class FakeClock:
+    def __init__(self):
+        self.now_s = 0.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+class Instant:
+    """A backend whose calls return at once (the scheduler's tests need no model)."""
+
+    def __init__(self, info):
+        self.info, self.capabilities = info, Capabilities(1, True, 1)
+        self.calls = 0
+
+    async def logits(self, batch):
+        self.calls += 1
+        return [np.zeros((self.info.geometry.n_frames(len(item.audio)), len(self.info.vocab)), np.float32)
+                for item in batch]
+
+    def close(self):
+        pass
+
+
 def test_a_commit_never_waits_behind_partials_past_the_bound(backend):
     """Ten streams always have partials waiting and one call runs at a time, one window each: the stream
-    whose commit waits gets it run within max_commit_wait_ms (plus one call), not never."""
+    whose commit waits gets it run as soon as it has waited max_commit_wait_ms on the batcher's clock (a fake
+    one, moved 10 ms a call), not never and not before."""
 
     async def scenario():
-        batcher = Batcher(backend, BatchSettings(max_windows=1, max_wait_ms=0, max_commit_wait_ms=100))
-        busy = [Scripted(False) for _ in range(10)]
-        late = Scripted(True)
-        began = time.monotonic()
+        clock, instant = FakeClock(), Instant(backend.info)
+        batcher = Batcher(instant, BatchSettings(max_windows=1, max_wait_ms=0, max_commit_wait_ms=100), clock=clock)
+        busy = [Scripted(False, clock) for _ in range(10)]
+        late = Scripted(True, clock)
         for stream in [*busy, late]:
             batcher.add(stream, lambda events: None)
         consumer = asyncio.create_task(batcher.run())
-        batcher.wake()
-        while late.has_commit and time.monotonic() - began < 10:
-            await asyncio.sleep(0.01)
+        for _ in range(100):
+            if not late.has_commit:
+                break
+            calls = instant.calls
             batcher.wake()
+            while instant.calls == calls:  # the call this wake makes (the consumer runs in between)
+                await asyncio.sleep(0)
+            clock.now_s += 0.01
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
         await batcher.close()
-        return [t - began for kind, t in late.taken if kind == "commit"]
+        return [t for kind, t in late.taken if kind == "commit"], [k for k, _ in late.taken]
 
-    commits = asyncio.run(scenario())
-    assert commits and 0.1 <= commits[0] < 1.0
+    commits, kinds = asyncio.run(scenario())
+    assert commits and 0.1 - 1e-9 <= commits[0] <= 0.11 + 1e-9, commits
+    assert "partial" in kinds[:-1]  # its partials ran in their turn meanwhile
 
 
 def test_close_does_not_wait_for_a_hung_backend(backend):

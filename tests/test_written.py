@@ -210,7 +210,7 @@ def test_word_times_map_onto_written_tokens(writer):
 
 
 def test_users_names_hotwords_and_overrides():
-    lexicon = Lexicon.of(builtin_forms()).extended(["Bjørdal", "Trond Giske", "Sør-Trøndelag", "høyre"])
+    lexicon = Lexicon.of([*builtin_forms(), "Bjørdal", "Trond Giske", "Sør-Trøndelag", "høyre"])
     writer = Writer(lexicon)
     assert joined(writer.tokens("representanten trond giske fra sør trøndelag".split())) \
         == "representanten Trond Giske fra Sør-Trøndelag"

@@ -90,11 +90,11 @@ class VadGate:
         return s.frames(s.pre_roll_ms) + s.frames(s.onset_ms)
 
     def accept(self, block: np.ndarray) -> list:
-        """16 kHz mono int16 samples (streamer.pcm.PcmInput makes them from any rate or float)."""
+        """16 kHz mono int16 samples (streamer.core.pcm.PcmInput makes them from any rate or float)."""
         block = np.asarray(block)
         if block.dtype != np.int16 or block.ndim != 1:
             raise StreamerError(f"the VAD takes 1-D int16 blocks at 16 kHz, got {block.dtype} {block.shape}: "
-                                "convert other audio with streamer.pcm.PcmInput")
+                                "convert other audio with streamer.core.pcm.PcmInput")
         self._carry = np.concatenate([self._carry, block]) if len(self._carry) else block
         n = self.settings.frame_samples
         events: list = []

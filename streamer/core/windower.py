@@ -168,7 +168,6 @@ class CommitPass:
         self.right = max(samples(settings.right_ms, geometry), self.least_right)
         self.window_len = samples(settings.window_ms, geometry)
         self.min_commit = None if settings.min_commit_ms is None else samples(settings.min_commit_ms, geometry)
-        self.pause = None if settings.pause_ms is None else samples(settings.pause_ms, geometry)
         self.hop, self.max_word = samples(settings.hop_ms, geometry), samples(MAX_WORD_MS, geometry)
         self.committed_end = 0
         self.postponed_to = 0  # a commit that found a word still going waits for this much audio

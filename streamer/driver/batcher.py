@@ -115,9 +115,12 @@ class Entry:
 class Batcher:
     def __init__(self, backend: Backend, settings: BatchSettings = BatchSettings(),
                  on_batch: Callable[[BatchReport], None] = lambda report: None,
-                 on_failure: Callable[[str], None] = lambda message: None):
-        """on_failure: told of each failed call and failed stream (a log line)."""
+                 on_failure: Callable[[str], None] = lambda message: None,
+                 clock: Callable[[], float] = time.monotonic):
+        """on_failure: told of each failed call and failed stream (a log line); clock: seconds, for how long a
+        commit has waited, a batch's wait and a call's compute time (a fake one in tests)."""
         self.backend, self.settings, self.on_batch, self.on_failure = backend, settings, on_batch, on_failure
+        self.clock = clock
         capabilities = backend.capabilities
         batchable = capabilities.rows_independent or settings.int8
         self.max_windows = min(settings.max_windows or capabilities.max_batch, capabilities.max_batch) if batchable else 1
@@ -203,8 +206,8 @@ class Batcher:
         """Wait (up to max_wait_ms from now) until a full batch is ready or a call slot frees up."""
         if self.settings.max_wait_ms <= 0 or self.max_windows == 1:
             return
-        deadline = time.monotonic() + self.settings.max_wait_ms / 1000
-        while 0 < self.waiting() < self.max_windows and (left := deadline - time.monotonic()) > 0:
+        deadline = self.clock() + self.settings.max_wait_ms / 1000
+        while 0 < self.waiting() < self.max_windows and (left := deadline - self.clock()) > 0:
             try:
                 await asyncio.wait_for(self._wake.wait(), left)
             except asyncio.TimeoutError:
@@ -213,7 +216,7 @@ class Batcher:
 
     def _take(self) -> list[tuple[Entry, object]]:
         """A request from each of up to max_windows streams, most urgent first (see the module doc)."""
-        now = time.monotonic()
+        now = self.clock()
         ranked = []
         count = len(self._entries)
         for position, entry in enumerate(self._entries):
@@ -349,12 +352,12 @@ class Batcher:
 
     async def _call(self, requests, entries, waiting: int) -> list[np.ndarray]:
         pad = self.backend.info.geometry.pad_to_receptive_field
-        began = time.perf_counter()
+        began = self.clock()
         logits = await self.backend.logits([ModelInput(pad(r.audio), r.stats) for r in requests])
         if len(logits) != len(requests):
             raise StreamerError(f"the backend returned {len(logits)} results for {len(requests)} windows")
         rate = self.backend.info.geometry.sample_rate
-        self.on_batch(BatchReport(len(requests), len({id(e) for e in entries}), time.perf_counter() - began,
+        self.on_batch(BatchReport(len(requests), len({id(e) for e in entries}), self.clock() - began,
                                   sum(len(r.audio) for r in requests) / rate, waiting))
         return list(logits)
 

@@ -9,6 +9,7 @@ import bisect
 import json
 import time
 from collections import deque
+from typing import Callable
 
 from websockets.exceptions import ConnectionClosed
 
@@ -26,8 +27,10 @@ SHUTDOWN_S = 3.5  # after SIGTERM, how long streams may take to send their last 
 class Session:
     """One connection: its stream, its outgoing events, and when each piece of its audio arrived."""
 
-    def __init__(self, ws, config: ClientConfig, stream, metrics: Metrics, queue_size: int):
-        self.ws, self.config, self.stream, self.metrics = ws, config, stream, metrics
+    def __init__(self, ws, config: ClientConfig, stream, metrics: Metrics, queue_size: int,
+                 clock: Callable[[], float] = time.monotonic):
+        """clock: seconds, for when audio arrived and when its captions went out (the latency metrics)."""
+        self.ws, self.config, self.stream, self.metrics, self.clock = ws, config, stream, metrics, clock
         self.outbox: asyncio.Queue = asyncio.Queue(maxsize=queue_size)
         self.samples_in = 0  # at the model's SAMPLE_RATE
         self._arrivals: deque[tuple[int, float]] = deque(maxlen=4096)  # (16 kHz sample reached, time)
@@ -38,7 +41,7 @@ class Session:
 
     def audio_arrived(self, n_samples: int, rate: int) -> None:
         self.samples_in += round(n_samples * SAMPLE_RATE / rate)
-        self._arrivals.append((self.samples_in, time.monotonic()))
+        self._arrivals.append((self.samples_in, self.clock()))
         self.metrics.audio_in(n_samples / rate)
 
     def arrival(self, seconds: float) -> float | None:
@@ -49,7 +52,7 @@ class Session:
 
     def sink(self, events: list) -> None:
         """Events of the stream (or an exception from the model call) into the client's queue."""
-        now = time.monotonic()
+        now = self.clock()
         for event in events:
             if isinstance(event, Error) and event.code == "behind":
                 self.metrics.behind.inc()

@@ -9,6 +9,7 @@ Matching is leftmost-longest.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -39,10 +40,6 @@ class Lexicon:
         prefixes = frozenset(key[:n] for key in table for n in range(1, len(key)))
         return cls(table, prefixes, max(map(len, table), default=0))
 
-    def extended(self, forms) -> "Lexicon":
-        """This lexicon with more forms (they win over its own)."""
-        return _merge(self, Lexicon.of(forms))
-
     def match(self, words: list[str], i: int) -> tuple[int, tuple[str, ...]] | None:
         """The longest form whose key starts at words[i]: (end, its tokens), or None."""
         for n in range(min(self.longest, len(words) - i), 0, -1):
@@ -57,11 +54,6 @@ class Lexicon:
             if tuple(words[i:]) in self.prefixes:
                 return i
         return len(words)
-
-
-def _merge(base: Lexicon, more: Lexicon) -> Lexicon:
-    forms = {**base.forms, **more.forms}
-    return Lexicon(forms, base.prefixes | more.prefixes, max(base.longest, more.longest))
 
 
 def _variants(form: str):
@@ -90,6 +82,8 @@ def read_forms_file(path: Path) -> list[str]:
         raise StreamerError(f"cannot read names {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
-def builtin_forms() -> list[str]:
-    """Parliament names shipped with streamer (streamer/data/names_nb.txt, which gives its sources)."""
-    return read_forms(resources.files("streamer").joinpath("data/names_nb.txt").read_text(encoding="utf-8"))
+@functools.cache
+def builtin_forms() -> tuple[str, ...]:
+    """Parliament names shipped with streamer (streamer/data/names_nb.txt, which gives its sources); read once
+    per process, not for every stream."""
+    return tuple(read_forms(resources.files("streamer").joinpath("data/names_nb.txt").read_text(encoding="utf-8")))

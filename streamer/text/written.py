@@ -4,7 +4,7 @@ The model writes what it hears: "stortinget vedtok med sekstiåtte mot trettien 
 skal gjelde fra første januar to tusen og tjuefem". Viewers read "Stortinget vedtok med 68 mot 31
 stemmer at § 12 skal gjelde fra 1. januar 2025." The rules follow Språkrådet's advice on numbers:
 
-- Numbers are read by the grammar in ``streamer.numbers`` (cardinals of both counting systems,
+- Numbers are read by the grammar in ``streamer.text.numbers`` (cardinals of both counting systems,
   ordinals, years, decimals). In running text numbers up to twelve stay words ("fem år", "tredje
   gang"), as do a bare "hundre" or "tusen" ("flere hundre"); larger ones are digits, grouped by a
   no-break space from 10 000 up ("12 345"), never a year ("2025").
@@ -12,7 +12,7 @@ stemmer at § 12 skal gjelde fra 1. januar 2025." The rules follow Språkrådet'
   decimal ("0,7"), a clock time ("kl. 14.30"), a date ("1. januar 2025"), a paragraph ("§ 12"), and
   a small number paired with one in digits ("68 mot 9 stemmer", "mellom 5 og 20"). A round million
   or milliard keeps its word ("3 millioner", "3,5 milliarder").
-- Names from a lexicon (``streamer.lexicon``) get their capitals; the first word of a sentence gets one.
+- Names from a lexicon (``streamer.text.lexicon``) get their capitals; the first word of a sentence gets one.
 - A caption that ends at a pause or at the end of speech ends a sentence, with a full stop, unless its
   last word cannot end one (a conjunction, an article, "å").
 
@@ -61,7 +61,7 @@ def make_writer(settings: TextSettings, hotwords=()) -> "Writer | None":
     if not settings.written:
         return None
     names = [phrase for phrase, _ in hotwords if phrase != phrase.lower()] + list(settings.names)
-    return Writer(Lexicon.of((builtin_forms() if settings.builtin_names else []) + names))
+    return Writer(Lexicon.of([*(builtin_forms() if settings.builtin_names else ()), *names]))
 
 
 @dataclass(frozen=True)
