@@ -3,31 +3,13 @@
 import asyncio
 import json
 import time
-import wave
 
-import numpy as np
 import pytest
 import websockets
 
-from streamer.sources.ffmpeg import read_audio
+from streamer.text.scoring import cer
 
-from helpers import espeak, start_server
-
-SENTENCES = ["stortinget har vedtatt budsjettet", "regjeringen tar det til etterretning",
-             "kongen åpnet stortinget i dag"]
-
-
-def speech_file(folder, lead_s: float = 4.0):
-    """The sentences with pauses between them, after lead_s of silence (time for viewers to join)."""
-    parts = [np.zeros(int(lead_s * 16000), np.int16)]
-    for i, text in enumerate(SENTENCES):
-        parts += [read_audio(str(espeak(text, folder / f"{i}.wav"))), np.zeros(12000, np.int16)]
-    path = folder / "ingest.wav"
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(np.concatenate(parts).tobytes())
-    return path
-
+from helpers import LiveHls, hls_broadcast, speech_file, start_server
 
 @pytest.fixture(scope="module")
 def ingest(tmp_path_factory):
@@ -116,8 +98,6 @@ def test_a_viewer_whose_queue_fills_is_dropped_and_the_others_get_everything():
 
 @pytest.fixture(scope="module")
 def hls(tmp_path_factory):
-    from test_subtitle import hls_broadcast
-
     return hls_broadcast(tmp_path_factory.mktemp("hls"))
 
 
@@ -126,9 +106,6 @@ def test_the_ingest_dying_and_coming_back_costs_the_viewers_nothing(tiny_nb, hls
     server stays up, its viewer stays connected and gets every sentence once, in order (the playlist is
     taken up where the audio stopped), a viewer who joins after the outage gets the recent captions, and
     the server exits cleanly."""
-    from streamer.text.scoring import cer
-    from test_subtitle import LiveHls
-
     live = LiveHls(hls["folder"])
     live.start()
     server = start_server(tiny_nb, "--ingest", f"http://127.0.0.1:{live.port}/live.m3u8")

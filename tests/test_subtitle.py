@@ -1,13 +1,10 @@
 """`streamer subtitle` on a live HLS stream served on loopback: files that grow, cues that follow the rules,
 times on the stream's clock through an outage of the server, and clear errors for bad inputs."""
 
-import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -16,96 +13,11 @@ import pytest
 from streamer.captions.cues import Cue, cue_problems
 from streamer.text.scoring import cer
 
-from models import synth
-
-SEGMENT_S = 2.0
-
-
-class LiveHls:
-    """HLS segments made by ffmpeg, served as a live playlist that grows with the clock (a segment appears
-    once its time has passed, #EXT-X-ENDLIST only after the last), on a loopback port that stop() and
-    start() close and reopen."""
-
-    def __init__(self, folder: Path, window: int | None = None):
-        """window: how many of the newest segments the playlist lists (None: all of them, an event playlist)."""
-        self.folder, self.window = folder, window
-        lines = (folder / "full.m3u8").read_text().splitlines()
-        self.segments = [(float(line.split(":")[1].rstrip(",")), lines[i + 1])
-                         for i, line in enumerate(lines) if line.startswith("#EXTINF")]
-        self.began = time.monotonic() - 2 * SEGMENT_S  # two segments are out when it starts
-        self.server, self.port = None, 0
-        self.frozen_at: float | None = None  # while set, the playlist stops growing (the encoder stalls)
-
-    def playlist(self) -> bytes:
-        elapsed, end, out = time.monotonic() - self.began, 0.0, []
-        elapsed = elapsed if self.frozen_at is None else min(elapsed, self.frozen_at)
-        for duration, name in self.segments:
-            end += duration
-            if end <= elapsed:
-                out += [f"#EXTINF:{duration:.6f},", name]
-        done = len(out) == 2 * len(self.segments)
-        first = 0 if self.window is None else max(0, len(out) // 2 - self.window)
-        out = out[2 * first:]
-        head = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{int(SEGMENT_S) + 1}",
-                f"#EXT-X-MEDIA-SEQUENCE:{first}"]
-        return ("\n".join(head + out + (["#EXT-X-ENDLIST"] if done else [])) + "\n").encode()
-
-    def start(self) -> None:
-        live = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def __init__(self, *args, **kwargs):
-                super().__init__(*args, directory=str(live.folder), **kwargs)
-
-            def do_GET(self):
-                if self.path.startswith("/live.m3u8"):
-                    body = live.playlist()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/vnd.apple.mpegurl")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                else:
-                    super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
+from helpers import LiveHls, hls_broadcast
 
 @pytest.fixture(scope="module")
 def broadcast(tmp_path_factory):
     return hls_broadcast(tmp_path_factory.mktemp("hls"))
-
-
-def hls_broadcast(folder: Path) -> dict:
-    """About 40 s of held-out sentences with pauses, as audio-only HLS in 2 s segments; the sentences'
-    texts and start times on the source's clock. Longer than the outage test runs, so the stream is still
-    live when its server comes back."""
-    rng = np.random.default_rng(21)
-    sentences = [synth.heldout_sentences()[i] for i in rng.choice(200, 16, replace=False)]
-    parts, spans, t = [np.zeros(8000, np.float32)], [], 0.5
-    for spoken, _ in sentences:
-        speech = synth.trim_silence(synth.synthesize(spoken))
-        spans.append((t, t + len(speech) / 16000))
-        parts += [speech, np.zeros(16000, np.float32)]
-        t += (len(speech) + 16000) / 16000
-    audio = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
-    with wave.open(str(folder / "speech.wav"), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(audio.tobytes())
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(folder / "speech.wav"), "-ar", "48000", "-c:a", "aac",
-                    "-b:a", "96k", "-f", "hls", "-hls_time", str(SEGMENT_S), "-hls_list_size", "0",
-                    "-hls_segment_filename", str(folder / "seg%03d.ts"), str(folder / "full.m3u8")], check=True)
-    return {"folder": folder, "texts": [label for _, label in sentences], "spans": spans, "audio": audio}
 
 
 def subtitle(url, model_dir, out: Path, *extra, timeout=240):
