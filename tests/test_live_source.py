@@ -107,7 +107,7 @@ class FakeFfmpeg:
 
 
 class FakeHls:
-    """A live HLS programme of audio on a fake clock, as the LiveHls of test_subtitle.py serves it: two
+    """A live HLS programme of audio on a fake clock, as helpers.LiveHls serves one in real time: two
     segments out at the start, one more as each one's time passes, #EXT-X-ENDLIST after the last; the
     playlist lists the newest window segments (None: all). down and frozen: spans of seconds from the
     start in which the server refuses connections, or the playlist stops growing."""
