@@ -162,8 +162,8 @@ class FakeHls:
     def _read(self, k: int) -> Iterator:
         while k < self.count:
             now_s = self.clock()
-            if self._within(self.down, now_s):
-                yield Exit(1, REFUSED)
+            if self._within(self.down, now_s):  # as real ffmpeg does: its playlist reload fails, it ends
+                yield Exit(0, "[hls @ 0x55d2] Failed to reload playlist 0\n")
                 return
             if k < self.published(now_s):
                 k = max(k, self.listed(now_s).start)  # expired from the playlist: ffmpeg skips ahead
@@ -203,7 +203,8 @@ def test_an_outage_the_playlist_still_covers_loses_nothing():
     assert np.array_equal(got, audio)  # nothing lost, nothing twice
     assert source.gaps == [] and source.origin_pts_s == PTS_START_S
     text = "\n".join(logs)
-    assert "input dropped at 16.0 s: cannot connect to" in text and "connection refused; retrying in 1 s" in text
+    assert "input dropped at 16.0 s: the input ended; retrying in 1 s" in text, text
+    assert f"input dropped at 16.0 s: cannot connect to {URL}: connection refused; retrying in 2 s" in text, text
     assert "taking up the playlist 6 of its 12 segments back, where the audio stopped" in text, text
     assert "was missed" not in text and "input back 4.0 s before where it left: skipping" in text, text
     assert hls.runs[0] == () and hls.runs[-1] == ("-live_start_index", "-6")  # not the live edge (-3)
