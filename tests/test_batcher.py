@@ -16,8 +16,7 @@ from streamer.backends.backend import Capabilities, ModelInput
 from streamer.driver.batcher import Batcher, BatchSettings
 from streamer.backends.onnx import OnnxBackend, OnnxModel
 
-from models import synth
-from helpers import clean_finals, finals_of, run_streams, to_int16
+from helpers import batcher_clips, clean_finals, finals_of, run_streams, to_int16
 
 DC = 0.05  # the offset that marks one client's audio (its windows' mean), so a backend can single it out
 
@@ -31,15 +30,7 @@ def backend(tiny_nb):
 def clips():
     """Four streams: two paused (sentences with silence between), two monologues without pauses; the
     second (paused) is the longest, about 40 s."""
-    sentences = [spoken for spoken, _ in synth.heldout_sentences()[:28]]
-    out = []
-    for i, (first, last) in enumerate([(0, 4), (4, 16), (16, 22), (22, 28)]):
-        parts = []
-        for spoken in sentences[first:last]:
-            parts += [synth.synthesize(spoken, synth.SPEAKERS[i % len(synth.SPEAKERS)]),
-                      np.zeros(8000 if i % 2 == 0 else 0, np.float32)]
-        out.append(np.clip(np.concatenate([np.zeros(4000, np.float32), *parts, np.zeros(8000, np.float32)]), -1, 1))
-    return out
+    return batcher_clips()
 
 
 class Wrapped:

@@ -3,40 +3,22 @@
 import asyncio
 import json
 import time
-import wave
 
-import numpy as np
 import pytest
 import websockets
 
-from streamer.sources.ffmpeg import read_audio
+from streamer.text.scoring import cer
 
-from helpers import espeak, start_server
-
-SENTENCES = ["stortinget har vedtatt budsjettet", "regjeringen tar det til etterretning",
-             "kongen åpnet stortinget i dag"]
-
-
-def speech_file(folder, lead_s: float = 4.0):
-    """The sentences with pauses between them, after lead_s of silence (time for viewers to join)."""
-    parts = [np.zeros(int(lead_s * 16000), np.int16)]
-    for i, text in enumerate(SENTENCES):
-        parts += [read_audio(str(espeak(text, folder / f"{i}.wav"))), np.zeros(12000, np.int16)]
-    path = folder / "ingest.wav"
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(np.concatenate(parts).tobytes())
-    return path
-
+from helpers import LiveHls, hls_broadcast, speech_file, start_server
 
 @pytest.fixture(scope="module")
 def ingest(tmp_path_factory):
     return speech_file(tmp_path_factory.mktemp("broadcast"))
 
 
-async def view(url: str, **connect) -> tuple[list[dict], list[float]]:
-    """Every message (and when it came) until end."""
-    messages, times = [], []
+async def view(url: str, messages: list[dict] | None = None, **connect) -> tuple[list[dict], list[float]]:
+    """Every message (and when it came) until end; into messages as they come, when given."""
+    messages, times = [] if messages is None else messages, []
     async with websockets.connect(url, **connect) as ws:
         async for text in ws:
             messages.append(json.loads(text))
@@ -44,6 +26,14 @@ async def view(url: str, **connect) -> tuple[list[dict], list[float]]:
             if messages[-1]["type"] == "end":
                 break
     return messages, times
+
+
+async def until_final(messages: list[dict], after: int = 0, timeout_s: float = 60.0) -> None:
+    """Until messages (a viewer's, as they come) hold more than after finals."""
+    deadline = time.monotonic() + timeout_s
+    while sum(m["type"] == "final" for m in messages) <= after:
+        assert time.monotonic() < deadline, messages
+        await asyncio.sleep(0.05)
 
 
 def test_fifty_viewers_get_the_same_events_in_the_same_order(tiny_nb, ingest):
@@ -54,8 +44,9 @@ def test_fifty_viewers_get_the_same_events_in_the_same_order(tiny_nb, ingest):
     try:
         async def scenario():
             idle = await websockets.connect(url, max_queue=1)  # joins, then never reads a thing
-            viewers = [asyncio.create_task(view(url)) for _ in range(50)]
-            await asyncio.sleep(9)  # the first sentence is out by now
+            first: list[dict] = []
+            viewers = [asyncio.create_task(view(url, first if i == 0 else None)) for i in range(50)]
+            await until_final(first)  # the first sentence is out
             late = await view(url)
             results = await asyncio.gather(*viewers)
             idle.transport.abort()
@@ -116,31 +107,32 @@ def test_a_viewer_whose_queue_fills_is_dropped_and_the_others_get_everything():
 
 @pytest.fixture(scope="module")
 def hls(tmp_path_factory):
-    from test_subtitle import hls_broadcast
-
-    return hls_broadcast(tmp_path_factory.mktemp("hls"))
+    """8 sentences (about 22 s): room for an outage, a reconnect and a viewer who joins after it."""
+    return hls_broadcast(tmp_path_factory.mktemp("hls"), sentences=8)
 
 
 def test_the_ingest_dying_and_coming_back_costs_the_viewers_nothing(tiny_nb, hls):
-    """serve --ingest on a live HLS stream whose HTTP server dies 12 s in and is back 7 s later: the caption
-    server stays up, its viewer stays connected and gets every sentence once, in order (the playlist is
-    taken up where the audio stopped), a viewer who joins after the outage gets the recent captions, and
-    the server exits cleanly."""
-    from streamer.text.scoring import cer
-    from test_subtitle import LiveHls
+    """serve --ingest on a live HLS stream whose HTTP server dies 4 s after the first viewer joins and is back
+    3 s later: the caption server stays up, its viewer stays connected and gets every sentence once, in
+    order (the playlist is taken up where the audio stopped), a viewer who joins after the outage gets the
+    recent captions, and the server exits cleanly.
 
+    End to end on purpose (reconnecting itself is tests/test_live_source.py's, on a fake clock): only real
+    ffmpeg on a real playlist shows that -live_start_index and -copyts take the audio up where it stopped,
+    and only the serving process shows that an ingest outage costs the viewers and the server nothing."""
     live = LiveHls(hls["folder"])
     live.start()
     server = start_server(tiny_nb, "--ingest", f"http://127.0.0.1:{live.port}/live.m3u8")
     url = f"ws://127.0.0.1:{server.port}/live"
     try:
         async def scenario():
-            viewer = asyncio.create_task(view(url))
-            await asyncio.sleep(12)
+            seen: list[dict] = []
+            viewer = asyncio.create_task(view(url, seen))
+            await asyncio.sleep(4)
             await asyncio.to_thread(live.stop)
-            await asyncio.sleep(7)
+            await asyncio.sleep(3)
             await asyncio.to_thread(live.start)
-            await asyncio.sleep(8)
+            await until_final(seen, after=sum(m["type"] == "final" for m in seen))  # captions again
             late = asyncio.create_task(view(url))
             return await viewer, await late
 

@@ -10,7 +10,7 @@ import pytest
 
 from streamer.sources.ffmpeg import read_audio
 
-from helpers import espeak, start_server
+from helpers import espeak, speech_file, start_server
 
 SENTENCE = "elevene leser bøker på biblioteket"
 
@@ -97,8 +97,6 @@ def test_the_viewer_page_rolls_up_the_broadcast_beside_the_video(tiny_nb, browse
     import threading
 
     from selenium.webdriver.common.by import By
-
-    from test_broadcast import speech_file
 
     ingest = speech_file(tmp_path, lead_s=3.0)
     subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=10:duration=5",

@@ -6,7 +6,6 @@ and SIGTERM ends the process within 5 s. The same plugin mechanism, passing call
 the built-in backend's captions."""
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -17,13 +16,10 @@ import time
 
 import numpy as np
 import pytest
-import websockets
 
-from streamer.core.events import Final
-from streamer.driver.captioner import Captioner
 from streamer.backends.onnx import OnnxModel
 
-from helpers import NPSC, REPO, espeak, start_server
+from helpers import NPSC, REPO, clean_finals, client, espeak, start_server
 from models import synth
 
 DC = 0.05  # the hit client's audio carries this offset: the plugin knows its windows by their mean
@@ -83,39 +79,6 @@ def clips() -> list[np.ndarray]:
         audio = np.concatenate([np.zeros(4000, np.float32), *parts, np.zeros(8000, np.float32)])
         out.append((np.clip(audio + (DC if i == 3 else 0), -1, 1) * 32767).astype(np.int16))
     return out
-
-
-def clean_finals(model, audio: np.ndarray) -> list[dict]:
-    stream = Captioner(model).stream()
-    events = []
-    for start in range(0, len(audio), 1600):
-        events += stream.accept(audio[start:start + 1600])
-    return [e.to_json() for e in events + stream.finish() if isinstance(e, Final)]
-
-
-async def client(url: str, audio: np.ndarray, pace_s: float = 0.0) -> tuple[list[dict], int | None]:
-    """Config, 100 ms frames, eof; every message up to the close, and the close code."""
-    messages = []
-    async with websockets.connect(url, max_size=None) as ws:
-        await ws.send(json.dumps({"sample_rate": 16000, "format": "pcm_s16le"}))
-
-        async def send():
-            try:
-                for start in range(0, len(audio), 1600):
-                    await ws.send(audio[start:start + 1600].tobytes())
-                    await asyncio.sleep(pace_s)
-                await ws.send(json.dumps({"type": "eof"}))
-            except websockets.ConnectionClosed:
-                pass
-
-        sender = asyncio.create_task(send())
-        try:
-            async for text in ws:
-                messages.append(json.loads(text))
-        except websockets.ConnectionClosed:
-            pass
-        sender.cancel()
-        return messages, ws.close_code
 
 
 def test_model_failures_and_a_failing_stream_cost_that_stream_alone(tiny_nb, clips, plugin_env):

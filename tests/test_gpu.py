@@ -14,7 +14,7 @@ from streamer.driver.batcher import BatchSettings
 from streamer.backends.onnx import CPU_BATCH, OnnxBackend, OnnxModel, RunnerSettings
 from streamer.backends.shapes import GPU_BUCKETS_MS, GPU_ROW_BUCKETS, bucket_of, rows_of, to_samples
 
-from helpers import clean_finals, finals_of, run_streams, to_int16
+from helpers import batcher_clips, clean_finals, finals_of, run_streams, to_int16
 
 ort = pytest.importorskip("onnxruntime")
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -142,9 +142,7 @@ def test_on_a_gpu_fp16_in_buckets_agrees_with_fp32_on_the_cpu(tiny_checkpoint, t
 
 @pytest.fixture(scope="module")
 def clips():
-    from test_batcher import clips as batcher_clips
-
-    return batcher_clips.__wrapped__()
+    return batcher_clips()
 
 
 def test_the_gpu_benchmark_runs_its_whole_path_on_the_cpu(tmp_path):

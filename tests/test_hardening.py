@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import websockets
 
-from helpers import NPSC, drain, espeak, silence, start_server
+from helpers import NPSC, drain, espeak, silence, speech_file, start_server
 
 CLIP = NPSC / "norwegian-short-3s.mp3"
 
@@ -287,8 +287,6 @@ def test_serve_with_an_input_that_is_not_there_stops_with_its_reason(tiny_export
 
 
 def test_broadcast_viewers_have_a_limit(tiny_nb, tmp_path):
-    from test_broadcast import speech_file
-
     server = start_server(tiny_nb, "--ingest", speech_file(tmp_path, lead_s=6.0), "--ingest-realtime",
                           "--max-viewers", 2)
 
@@ -464,8 +462,6 @@ def test_every_refused_or_ended_stream_is_counted_by_reason(tiny_nb):
 
 
 def test_viewers_who_lose_the_broadcast_are_counted_by_reason(tiny_nb, tmp_path):
-    from test_broadcast import speech_file
-
     server = start_server(tiny_nb, "--ingest", speech_file(tmp_path, lead_s=2.0), "--ingest-realtime", "--token",
                           "t0ken", "--ping-interval-s", 1)
     live = f"{server.url}live?token=t0ken"

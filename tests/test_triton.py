@@ -37,7 +37,7 @@ from streamer.export.triton_repo import write_triton_repo
 
 from deploy.local_triton import LocalTriton, find_distribution
 from models import synth
-from helpers import start_server
+from helpers import client, run_streams, start_server
 
 BLOCK = 1600  # 100 ms
 
@@ -209,8 +209,6 @@ def test_captions_through_triton_are_the_in_process_backends(triton, folder, cli
 def test_streams_at_once_share_calls_in_flight_and_keep_their_captions(triton, folder, clips, baseline):
     """Four streams flooding one batcher: windows of several streams per call, several calls in flight, which
     the server's dynamic batcher may merge; each stream's finals are still its lone in-process run's."""
-    from test_batcher import run_streams
-
     metrics_before = served_counts(triton)
     outputs = asyncio.run(run_streams(triton_backend(folder, triton.url), [clips[i % 2] for i in range(4)],
                                       BatchSettings(max_windows=4, max_wait_ms=5), keep_up_every=0))
@@ -234,8 +232,6 @@ def finals(events) -> list[dict]:
 def test_gateways_serve_streams_through_one_triton(triton, folder, clips, baseline):
     """Two `streamer serve --backend triton` processes on one server, two clients each: every client gets the
     finals of the in-process run; both tiers answer their health and metrics routes."""
-    from test_faults import client
-
     gateways = [start_server(folder, "--backend", "triton", "--triton-url", triton.url) for _ in range(2)]
     try:
         async def everyone():

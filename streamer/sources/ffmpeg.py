@@ -77,6 +77,21 @@ def explain_ffmpeg_error(source: str, stderr: str) -> str:
     return f"ffmpeg could not decode {source}: {last}"
 
 
+def stall_error(source: str, stall_s: float) -> StreamerError:
+    """What a run that gave no output for stall_s says (FfmpegProcess, and fakes of it in the tests)."""
+    return StreamerError(f"no audio from {source} for {stall_s:g} s")
+
+
+def exit_error(source: str, returncode: int, stderr: str, gave_audio: bool) -> StreamerError | None:
+    """Why a finished run failed, from its exit code and stderr, or that it gave no audio; None when it did
+    neither (FfmpegProcess.check, and fakes of it in the tests)."""
+    if returncode != 0:
+        return StreamerError(explain_ffmpeg_error(source, stderr))
+    if not gave_audio:
+        return StreamerError(f"{source} contains no audio samples")
+    return None
+
+
 def ffmpeg_blocks(source: str, block_samples: int = SAMPLE_RATE, realtime: bool = False) -> Iterator[np.ndarray]:
     """16 kHz mono int16 blocks of any file or URL ffmpeg reads (any rate, any channel count)."""
     check_input(source)
@@ -134,16 +149,15 @@ class FfmpegProcess:
             return stdout.read(size)
         ready, _, _ = select.select([stdout], [], [], self.stall_s)
         if not ready:
-            raise StreamerError(f"no audio from {self.source} for {self.stall_s:g} s")
+            raise stall_error(self.source, self.stall_s)
         return stdout.read1(size) if hasattr(stdout, "read1") else b""
 
     def check(self, gave_audio: bool) -> None:
         """Once the output has ended: a StreamerError with ffmpeg's reason when it failed, or when it gave
         no audio."""
-        if self.process.wait() != 0:
-            raise StreamerError(explain_ffmpeg_error(self.source, self.stderr.text()))
-        if not gave_audio:
-            raise StreamerError(f"{self.source} contains no audio samples")
+        returncode = self.process.wait()
+        if error := exit_error(self.source, returncode, self.stderr.text() if returncode else "", gave_audio):
+            raise error
 
     def first_pts(self) -> float:
         """The timestamp ffmpeg reported for the first audio frame (0 when it said none); needs timestamps."""

@@ -16,6 +16,10 @@ stream.
 After a reconnect to a live HLS playlist, ffmpeg starts where the audio stopped when the playlist
 still lists that segment (``-live_start_index`` far enough back, and audio already received skipped),
 not at the live edge: an outage shorter than the playlist's window loses nothing.
+
+What the source meets of the world (the clock, the waits between attempts, the ffmpeg runs, the HLS
+playlists) comes in as ``LiveSource``'s keyword arguments, the real ones by default, so that tests
+can drive reconnects and outages with a fake ffmpeg on a fake clock (tests/test_live_source.py).
 """
 
 from __future__ import annotations
@@ -70,29 +74,29 @@ def fetch_playlist(url: str) -> str:
         return response.read(1 << 20).decode("utf-8", "replace")
 
 
-def is_live(source: str, default: bool = False) -> bool:
-    """rtmp/rtsp/srt/udp/tcp inputs, and HLS playlists that do not (yet) end with #EXT-X-ENDLIST; for
-    anything else, default."""
+def is_live(source: str, default: bool = False, fetch: Callable[[str], str] = fetch_playlist) -> bool:
+    """rtmp/rtsp/srt/udp/tcp inputs, and HLS playlists (read with fetch) that do not (yet) end with
+    #EXT-X-ENDLIST; for anything else, default."""
     if source.startswith(LIVE_SCHEMES):
         return True
     if is_hls(source):
         try:
-            return "#EXT-X-ENDLIST" not in fetch_playlist(source)
+            return "#EXT-X-ENDLIST" not in fetch(source)
         except OSError:
             return True  # not reachable now: a live input that may come back
     return default
 
 
-def listed_segments_s(url: str) -> list[float] | None:
+def listed_segments_s(url: str, fetch: Callable[[str], str] = fetch_playlist) -> list[float] | None:
     """The durations of the segments an HLS playlist lists now (a master playlist's first variant's), or
     None when it cannot be read."""
     try:
-        text = fetch_playlist(url)
+        text = fetch(url)
         if "#EXT-X-STREAM-INF" in text:
             lines = text.splitlines()
             at = next(i for i, line in enumerate(lines) if line.startswith("#EXT-X-STREAM-INF"))
             variant = next(line.strip() for line in lines[at + 1:] if line.strip() and not line.startswith("#"))
-            text = fetch_playlist(urllib.parse.urljoin(url, variant))
+            text = fetch(urllib.parse.urljoin(url, variant))
         return [float(line[len("#EXTINF:"):].split(",")[0]) for line in text.splitlines()
                 if line.startswith("#EXTINF:")]
     except (OSError, ValueError, StopIteration):
@@ -114,16 +118,26 @@ def resume_index(durations_s: list[float], behind_s: float) -> int:
 
 class LiveSource:
     def __init__(self, source: str, settings: IngestSettings = IngestSettings(),
-                 log: Callable[[str], None] = lambda message: None, stop: threading.Event | None = None):
-        """stop: set it to end the blocks (between blocks, or during a wait to reconnect)."""
+                 log: Callable[[str], None] = lambda message: None, stop: threading.Event | None = None, *,
+                 clock: Callable[[], float] = time.monotonic, wait: Callable[[float], bool] | None = None,
+                 process: Callable[..., FfmpegProcess] = FfmpegProcess,
+                 fetch: Callable[[str], str] = fetch_playlist):
+        """stop: set it to end the blocks (between blocks, or during a wait to reconnect).
+
+        The world, for tests to replace: clock() is the time in seconds (for retry_s and for how far
+        back to take up a playlist); wait(seconds) waits between attempts and is True when stop was set
+        meanwhile (default: stop.wait); process(source, realtime=, timestamps=, stall_s=,
+        input_options=) starts one ffmpeg run (an FfmpegProcess or anything with its chunks, first_pts,
+        check and close); fetch(url) is an HLS playlist's text (OSError when it cannot be read)."""
         check_input(source)
         self.source, self.settings, self.log = source, settings, log
         self.stop = stop or threading.Event()
-        self.live = is_live(source) if settings.live is None else settings.live
+        self.clock, self.wait, self.process, self.fetch = clock, wait or self.stop.wait, process, fetch
+        self.live = is_live(source, fetch=fetch) if settings.live is None else settings.live
         self.position = 0  # samples delivered, on the programme clock
         self.origin_pts_s: float | None = None  # the input's timestamp at programme time 0
         self.gaps: list[Gap] = []
-        self._audio_at = 0.0  # time.monotonic() when the last new audio came
+        self._audio_at = 0.0  # clock() when the last new audio came
 
     @property
     def position_s(self) -> float:
@@ -133,7 +147,7 @@ class LiveSource:
         """Blocks on the programme clock until the input ends (or cannot be reached for retry_s)."""
         failing_since, attempt, reason = None, 0, ""
         while True:
-            connection = Connection(self.source, self.settings, self._take_up_options())
+            connection = Connection(self.source, self.settings, self._take_up_options(), self.process)
             delivered, skip = False, 0  # delivered: new audio came (not only audio already received)
             try:
                 for pts_s, block in connection.blocks():
@@ -144,12 +158,12 @@ class LiveSource:
                         block, skip = block[dropped:], skip - dropped
                     if len(block):
                         delivered, failing_since, attempt = True, None, 0
-                        self._audio_at = time.monotonic()
+                        self._audio_at = self.clock()
                         self.position += len(block)
                         yield block
                     if self.stop.is_set():
                         return
-                if not self.live or not is_live(self.source, default=True):
+                if not self.live or not is_live(self.source, default=True, fetch=self.fetch):
                     return  # a file, or a live programme that has ended (its playlist says so now)
                 reason = "the input ended"
             except StreamerError as exc:
@@ -158,7 +172,7 @@ class LiveSource:
                     raise
             finally:
                 connection.close()
-            now = time.monotonic()
+            now = self.clock()
             failing_since = now if failing_since is None or delivered else failing_since
             if now - failing_since >= self.settings.retry_s:
                 if self.origin_pts_s is None:
@@ -170,7 +184,7 @@ class LiveSource:
             self.log(f"input {'dropped' if self.origin_pts_s is not None else 'not reachable'} at "
                      f"{self.position_s:.1f} s: {reason}; retrying in {wait:g} s")
             attempt += 1
-            if self.stop.wait(wait):
+            if self.wait(wait):
                 return
 
     def _take_up_options(self) -> tuple[str, ...]:
@@ -178,10 +192,10 @@ class LiveSource:
         the live edge, which would lose the segments published during the outage)."""
         if self.origin_pts_s is None or not self.live or not is_hls(self.source):
             return ()
-        durations_s = listed_segments_s(self.source)
+        durations_s = listed_segments_s(self.source, self.fetch)
         if not durations_s:
             return ()
-        index = resume_index(durations_s, time.monotonic() - self._audio_at)
+        index = resume_index(durations_s, self.clock() - self._audio_at)
         self.log(f"taking up the playlist {len(durations_s) if index == 0 else -index} of its {len(durations_s)} "
                  "segments back, where the audio stopped")
         return ("-live_start_index", str(index))
@@ -211,10 +225,11 @@ class Connection:
     """One ffmpeg run: (timestamp of its first audio in seconds, block) pairs, timestamp None after the
     first; raises StreamerError with ffmpeg's reason when it fails or stalls."""
 
-    def __init__(self, source: str, settings: IngestSettings, input_options: tuple[str, ...] = ()):
+    def __init__(self, source: str, settings: IngestSettings, input_options: tuple[str, ...] = (),
+                 process: Callable[..., FfmpegProcess] = FfmpegProcess):
         self.source, self.settings = source, settings
-        self.ffmpeg = FfmpegProcess(source, realtime=settings.realtime, timestamps=True, stall_s=settings.stall_s,
-                                    input_options=input_options)
+        self.ffmpeg = process(source, realtime=settings.realtime, timestamps=True, stall_s=settings.stall_s,
+                              input_options=input_options)
 
     def blocks(self) -> Iterator[tuple[float | None, np.ndarray]]:
         """The first block holds at least block_samples samples, later ones what has come since."""
