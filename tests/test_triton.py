@@ -37,7 +37,7 @@ from streamer.export.triton_repo import write_triton_repo
 
 from deploy.local_triton import LocalTriton, find_distribution
 from models import synth
-from helpers import client, run_streams, start_server
+from helpers import client, finals_of, run_streams, start_server
 
 BLOCK = 1600  # 100 ms
 
@@ -225,8 +225,7 @@ def served_counts(triton) -> tuple[float, float]:
                  for name in ("nv_inference_request_success", "nv_inference_count"))
 
 
-def finals(events) -> list[dict]:
-    return [e.to_json() for e in events if isinstance(e, Final)]
+finals = finals_of
 
 
 def test_gateways_serve_streams_through_one_triton(triton, folder, clips, baseline):
