@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..core.events import Error
+from ..core.pcm import check_block
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ class Skipper:
 
     def admit(self, block: np.ndarray, rate: int, lag_s: float) -> tuple[np.ndarray, list]:
         """The block or silence in its place, and the events to tell the stream's user (an ``Error`` of code
-        ``behind`` once per skip)."""
-        if not isinstance(block, np.ndarray) or block.ndim != 1:
-            return block, []  # the stream refuses it with its own error
+        ``behind`` once per skip). A block the stream would refuse raises its StreamerError here, before the
+        skipper counts it (core.pcm.check_block, the one block check)."""
+        block = check_block(block)
         events = []
         if self.max_lag_s is not None:
             if self.skipping and lag_s < self.max_lag_s / 2:
