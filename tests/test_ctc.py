@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from streamer.text.ctc import best_path, greedy_words, words_from_path, words_text
+from streamer.text.ctc import Word, best_path, greedy_words, words_from_path, words_text
 from streamer.errors import StreamerError
-from streamer.text.scoring import cer, wer
+from streamer.core.events import Final, Partial, cut_positions
+from streamer.text.scoring import cer, edit_distance, wer, word_break_differences
 from streamer.model.vocab import Vocabulary
 
 from models.hf_format import VOCAB as REAL_VOCAB
@@ -60,3 +61,41 @@ def test_error_rates():
     assert wer(["stortingets møte er lovlig satt"], ["stortingets møte er lovlig satt"]) == 0.0
     assert wer(["a b c d"], ["a x c"]) == pytest.approx(0.5)
     assert cer(["ab cd"], ["abcd"]) == pytest.approx(0.2)
+
+
+def test_edit_distance_row_by_row_is_levenshtein():
+    """The numpy rows (insertions as a running minimum) against the textbook table, on random strings and
+    word lists, empty ones included."""
+    rng = np.random.default_rng(3)
+
+    def textbook(a, b):
+        previous = list(range(len(b) + 1))
+        for i, x in enumerate(a, start=1):
+            current = [i]
+            for j, y in enumerate(b, start=1):
+                current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
+            previous = current
+        return previous[-1]
+
+    for _ in range(500):
+        a = "".join(rng.choice(list("ab c"), rng.integers(0, 12)))
+        b = "".join(rng.choice(list("ab c"), rng.integers(0, 12)))
+        assert edit_distance(a, b) == textbook(a, b)
+        assert edit_distance(a.split(), b.split()) == textbook(a.split(), b.split())
+
+
+def test_word_break_differences_find_splits_and_joins_where_they_are():
+    splits, joins = word_break_differences("hundrev is gikkbra om alt", "hundrevis gikk bra om alt")
+    assert splits == [7] and joins == [15]  # positions in the first text: its extra space, its missing one
+    assert word_break_differences("hei du", "hei du") == ([], [])
+    assert word_break_differences("hei der", "hei du") == ([], [])  # other letters are no word break
+
+
+def test_cut_positions_are_the_ends_of_stable_prefixes_inside_finals():
+    def final(caption: int, text: str) -> Final:
+        return Final(caption, tuple(Word(w, 0.0, 0.0, 1.0) for w in text.split()), 0.0, 1.0)
+
+    events = [Partial(0, "hei", 0, 0.0, 1.0), Partial(0, "hei du der", 4, 0.0, 2.0),
+              Partial(0, "hei du der", 7, 0.0, 2.5), final(0, "hei du der"),
+              Partial(1, "ja", 0, 3.0, 3.5), final(1, "ja takk")]
+    assert cut_positions(events) == ("hei du der ja takk", [4, 7])

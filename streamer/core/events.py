@@ -75,6 +75,22 @@ def broken_promises(events) -> list[str]:
     return broken
 
 
+def cut_positions(events) -> tuple[str, list[int]]:
+    """Where a stream's commits cut its text: its finals' texts joined by spaces, and each place inside them
+    that a partial's stable prefix ended at (a commit's cut: the words before it were stable, those after
+    not yet), as character positions in that text."""
+    texts, cuts, offset = [], [], 0
+    ends: dict[int, set[int]] = {}
+    for event in events:
+        if isinstance(event, Partial) and event.caption is not None:
+            ends.setdefault(event.caption, set()).add(event.stable_chars)
+        elif isinstance(event, Final):
+            cuts += [offset + chars for chars in sorted(ends.get(event.caption, ())) if 0 < chars < len(event.text)]
+            texts.append(event.text)
+            offset += len(event.text) + 1
+    return " ".join(texts), cuts
+
+
 @dataclass(frozen=True)
 class Error:
     """Something went wrong that the stream's user must hear of (a code to act on, a message to read)."""
