@@ -77,3 +77,17 @@ def write_json(name: str, payload: dict) -> Path:
     path = OUT / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **payload}, indent=1), encoding="utf-8")
     return path
+
+
+def default_tiny() -> Path:
+    """models/tiny-nb exported to ONNX once per version of its weights (into benchmarks/out)."""
+    import hashlib
+
+    from streamer.export.checkpoint import resolve_checkpoint
+    from streamer.export.onnx_export import export_checkpoint
+
+    weights = (REPO / "models" / "tiny-nb" / "model.safetensors").read_bytes()
+    target = OUT / f"tiny-nb-onnx-fp32-{hashlib.sha256(weights).hexdigest()[:12]}"
+    if not (target / "manifest.json").exists():
+        export_checkpoint(resolve_checkpoint(str(REPO / "models" / "tiny-nb")), target)
+    return target
