@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, cpu_name, table, write_json, xlsr_export
+from common import REPO, cpu_name, default_tiny, table, write_json, xlsr_export
 
 from streamer.core.events import Final, Partial, broken_promises
 from streamer.text.scoring import cer, edit_distance, wer
@@ -58,21 +58,27 @@ RAW = "raw words (no text stage)"
 DEFAULT = StreamSettings()
 
 
-def commits(left_ms: int, hop_ms: int, right_ms: int, first_pass: bool = False, pause_ms: int = 300) -> StreamSettings:
+def commits(left_ms: int, hop_ms: int, right_ms: int, first_pass: bool = False, pause_ms: int = 300,
+            word_end_prob: float = CommitSettings.word_end_prob) -> StreamSettings:
     """Commits every hop_ms of speech with left/right context; partials from the commits' right context, or
     from a first pass of their own (first_pass)."""
-    commit = CommitSettings(left_ms=left_ms, right_ms=right_ms, hop_ms=hop_ms, min_commit_ms=0, pause_ms=pause_ms)
+    commit = CommitSettings(left_ms=left_ms, right_ms=right_ms, hop_ms=hop_ms, min_commit_ms=0, pause_ms=pause_ms,
+                            word_end_prob=word_end_prob)
     return dataclasses.replace(DEFAULT, window=WindowSettings() if first_pass else None, commit=commit)
 
 
 SETTINGS = {  # name → settings; the first is the library's default
     "default": DEFAULT,
+    "cut at any word end, right 0.7 s (until 2026-12-07, but its retry)": commits(1500, 700, 700, word_end_prob=0.0),
+    "right 0.7 s": commits(1500, 700, 700),
+    "cut at a word end at least 0.9 probable": commits(1500, 700, 600, word_end_prob=0.9),
+    "hop 0.5 s": commits(1500, 500, 600),
     "right 0.8 s (the default until 2026-11-30)": commits(1500, 700, 800),
-    "left 1 s, hop 0.5 s": commits(1000, 500, 700),
-    "hop 0.6 s": commits(1500, 600, 700),
+    "left 1 s, hop 0.5 s": commits(1000, 500, 600),
+    "hop 0.6 s": commits(1500, 600, 600),
     "right 1 s": commits(1500, 700, 1000),
-    "hop 1 s": commits(1500, 1000, 700),
-    "with a first pass": commits(1500, 700, 700, first_pass=True),
+    "hop 1 s": commits(1500, 1000, 600),
+    "with a first pass": commits(1500, 700, 600, first_pass=True),
     "until 2026-11-30 (8 s windows)": dataclasses.replace(DEFAULT, window=WindowSettings(), commit=CommitSettings(
         left_ms=2000, right_ms=1000, hop_ms=5000, min_commit_ms=2000, pause_ms=300)),
 }
@@ -386,22 +392,6 @@ def text_stage_cost(rows: list[dict]) -> list[dict]:
                     "final_p50_delta_ms": 1000 * (written["final_p50"] - raw["final_p50"]),
                     "text_ms_final": written["text_ms_final"], "text_ms_partial": written["text_ms_partial"]})
     return out
-
-
-def default_tiny() -> Path:
-    """models/tiny-nb exported to ONNX once per version of its weights (into benchmarks/out)."""
-    import hashlib
-
-    from common import OUT
-
-    from streamer.export.checkpoint import resolve_checkpoint
-    from streamer.export.onnx_export import export_checkpoint
-
-    weights = (REPO / "models" / "tiny-nb" / "model.safetensors").read_bytes()
-    target = OUT / f"tiny-nb-onnx-fp32-{hashlib.sha256(weights).hexdigest()[:12]}"
-    if not (target / "manifest.json").exists():
-        export_checkpoint(resolve_checkpoint(str(REPO / "models" / "tiny-nb")), target)
-    return target
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from streamer.core.events import Final, Partial, broken_promises
-from streamer.text.scoring import cer, wer
+from streamer.core.events import Final, Partial, broken_promises, cut_positions
+from streamer.text.scoring import cer, wer, word_break_differences
 from streamer.driver.offline import transcribe_array
 from streamer.backends.onnx import OnnxModel
 from streamer.core.stream import Recognizer, StreamSettings
@@ -93,6 +93,36 @@ def test_streamed_finals_are_as_accurate_as_offline(model, paused, n_sentences, 
     # differ by 4 characters (a space, a plural s), which is 4% of a CER of 0.024
     slack = 5 / sum(len(r) for r in references)
     assert cer(references, streamed) <= 1.03 * cer(references, offline) + slack, (streamed, offline)
+
+
+def spoken_by(voice: synth.Voice, pause_s: float, n_words: int, seed: int) -> np.ndarray:
+    """Held-out sentences (a seeded draw) until they hold n_words words, one voice, exactly pause_s between."""
+    rng = np.random.default_rng(seed)
+    sentences, words = [], 0
+    for index in rng.permutation(len(synth.heldout_sentences())):
+        if words >= n_words:
+            break
+        sentences.append(synth.heldout_sentences()[index])
+        words += len(sentences[-1][1].split())
+    audio, _ = synth.talk(sentences, rng, (pause_s, pause_s), (voice,))
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+
+
+def test_commits_neither_split_nor_join_words_at_their_cuts(model):
+    """Paused speech, 300 words by each of three voices at three speeds and pauses: where a commit cut the
+    stream's text (the end of a stable prefix), its word breaks are offline's, but for at most 1 per 500
+    words. A cut at a near-tie delimiter split words that offline reads whole ("ver dien", "inne holde",
+    "desim altall"): 6-7 per 300 words of each before commits waited for a word end the model is sure of."""
+    found, words = [], 0
+    for voice, pause_s in ((synth.Voice("nb+f2", 165), 0.8), (synth.Voice("nb", 140), 1.5), (synth.Voice("nb+m3", 190), 0.3)):
+        audio = spoken_by(voice, pause_s, 300, seed=int(100 * pause_s))
+        offline = " ".join(f.raw for f in transcribe_array(audio, model))
+        text, cuts = cut_positions(stream_events(model, audio, written=False))
+        assert len(cuts) >= 40  # commits did cut inside captions
+        splits, joins = word_break_differences(text, offline)
+        found += [text[max(0, p - 15) : p + 15] for p in set(splits + joins) & set(cuts)]
+        words += len(offline.split())
+    assert len(found) <= words / 500, found
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -238,14 +238,31 @@ def test_word_ends_of_nothing():
 def test_cut_between_words_is_the_latest_word_end_in_range():
     #             012345678901234567
     ids = ids_of("ja_ nei_ _kan__ du")
+    probs = np.ones(len(ids), np.float32)
     assert word_ends(ids, VOCAB).tolist() == [4, 9, 16]
-    assert cut_between_words(ids, VOCAB, 0, len(ids)) == 16
-    assert cut_between_words(ids, VOCAB, 0, 15) == 9
-    assert cut_between_words(ids, VOCAB, 9, 9) == 9  # both ends of the range are inside it
-    assert cut_between_words(ids, VOCAB, 4, 8) == 4
-    assert cut_between_words(ids, VOCAB, 5, 8) is None
-    assert cut_between_words(ids, VOCAB, 17, 30) is None
-    assert cut_between_words(ids_of("____"), VOCAB, 0, 4) is None
+    assert cut_between_words(ids, probs, VOCAB, 0, len(ids)) == 16
+    assert cut_between_words(ids, probs, VOCAB, 0, 15) == 9
+    assert cut_between_words(ids, probs, VOCAB, 9, 9) == 9  # both ends of the range are inside it
+    assert cut_between_words(ids, probs, VOCAB, 4, 8) == 4
+    assert cut_between_words(ids, probs, VOCAB, 5, 8) is None
+    assert cut_between_words(ids, probs, VOCAB, 17, 30) is None
+    assert cut_between_words(ids_of("____"), probs[:4], VOCAB, 0, 4) is None
+
+
+def test_a_cut_needs_a_word_end_the_model_is_sure_of():
+    """A delimiter that barely beat the blank is a near-tie another window may read as one word: with
+    min_prob the cut falls at the latest word end whose delimiter reaches it, in any of its frames."""
+    #             01234567890123456
+    ids = ids_of("ja_ nei  _kan_ du")
+    assert word_ends(ids, VOCAB).tolist() == [4, 8, 15]
+    probs = np.full(len(ids), 0.99, np.float32)
+    probs[14] = 0.55  # kan's delimiter: a near-tie
+    probs[7], probs[8] = 0.6, 0.95  # nei's: two frames, the second sure
+    assert cut_between_words(ids, probs, VOCAB, 0, len(ids)) == 15
+    assert cut_between_words(ids, probs, VOCAB, 0, len(ids), min_prob=0.9) == 8
+    probs[8] = 0.8
+    assert cut_between_words(ids, probs, VOCAB, 0, len(ids), min_prob=0.9) == 4
+    assert cut_between_words(ids, probs, VOCAB, 5, len(ids), min_prob=0.9) is None
 
 
 @pytest.mark.parametrize("spec", ["ja_ nei_ _kan__ du", "_hei  på deg_", "a b c ", "ø  _ æ"])

@@ -1,3 +1,4 @@
+import argparse
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from streamer.errors import StreamerError
 from streamer.core.events import Final, Partial
 from streamer.driver.offline import transcribe_array
 from streamer.backends.onnx import OnnxModel
-from streamer.core.stream import StreamSettings
+from streamer.cli.options import add_stream_options, stream_settings
+from streamer.core.stream import StreamSettings, with_flat_settings
 from streamer.driver.captioner import Captioner
 from streamer.core.windower import MAX_WORD_MS, CommitSettings, Window, WindowSettings, kept_frames
 
@@ -221,3 +223,24 @@ def test_realtime_pacing_takes_the_audio_time(tiny_export):
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - began >= 3.0  # paced like live audio: no faster than the clip lasts
     assert '"type": "final"' in result.stdout
+
+
+def test_flat_settings_map_onto_the_stream_settings_from_the_command_line_too():
+    """with_flat_settings is the one mapping of flat names (a client's, the command line's) onto
+    StreamSettings: each lands on its field, bad values raise from the dataclass that checks them."""
+    base = StreamSettings()
+    assert with_flat_settings(base) is base
+    flat = with_flat_settings(base, commit_right_ms=400, word_end_prob=0.5, pause_ms=None, hop_ms=500,
+                              first_pass=True, vad_aggressiveness=1, max_caption_s=4.0)
+    assert (flat.commit.right_ms, flat.commit.word_end_prob, flat.commit.pause_ms, flat.commit.hop_ms) == (400, 0.5, None, 500)
+    assert (flat.window.hop_ms, flat.vad.aggressiveness, flat.max_caption_s) == (500, 1, 4.0)
+    assert flat.commit.left_ms == base.commit.left_ms
+    with pytest.raises(StreamerError, match="unknown stream settings"):
+        with_flat_settings(base, word_end=0.5)
+    with pytest.raises(StreamerError, match="word_end_prob must be between 0 and 1, not 2"):
+        with_flat_settings(base, word_end_prob=2)
+    parser = argparse.ArgumentParser()
+    add_stream_options(parser)
+    assert stream_settings(parser.parse_args([])).commit == base.commit
+    chosen = stream_settings(parser.parse_args(["--word-end-prob", "0", "--commit-right-ms", "800"])).commit
+    assert (chosen.word_end_prob, chosen.right_ms) == (0.0, 800)

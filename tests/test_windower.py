@@ -219,6 +219,7 @@ def test_window_settings_errors_say_what_is_allowed(kwargs, message):
     (dict(left_ms=0, right_ms=0, hop_ms=0, min_commit_ms=None),
      "commit hop_ms (0) must be at least min_commit_ms and 20 ms (20)"),
     (dict(pause_ms=20), "pause_ms must be at least 40 ms (or None), not 20"),
+    (dict(word_end_prob=1.5), "word_end_prob must be between 0 and 1, not 1.5"),
 ])
 def test_commit_settings_errors_say_what_is_allowed(kwargs, message):
     with pytest.raises(StreamerError) as error:

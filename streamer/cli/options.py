@@ -117,6 +117,10 @@ def add_stream_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--commit-right-ms", type=int, default=c.right_ms,
                        help="context after it: more is more accurate, less keeps stable text closer to the speech "
                             f"(default {c.right_ms})")
+    group.add_argument("--word-end-prob", type=float, default=c.word_end_prob, metavar="P",
+                       help="a commit cuts only at a word end whose delimiter is at least this probable: lower "
+                            "cuts sooner and splits more words that offline reads whole, 0 cuts at any word end "
+                            f"(default {c.word_end_prob:g})")
     group.add_argument("--first-pass", action="store_true",
                        help="partials from a first pass of their own (--left-ms, --hop-ms, --right-ms): sooner "
                             "partials for more compute")
@@ -152,7 +156,7 @@ def stream_settings(args: argparse.Namespace):
     settings = with_flat_settings(
         StreamSettings(), commit_hop_ms=args.commit_hop_ms, commit_left_ms=args.commit_left_ms,
         commit_right_ms=args.commit_right_ms, pause_ms=args.pause_ms, max_caption_s=args.max_caption_s,
-        vad_aggressiveness=args.vad_aggressiveness, vad_enabled=not args.no_vad, first_pass=args.first_pass,
+        word_end_prob=args.word_end_prob, vad_aggressiveness=args.vad_aggressiveness, vad_enabled=not args.no_vad, first_pass=args.first_pass,
         first_pass_left_ms=args.left_ms, first_pass_hop_ms=args.hop_ms, first_pass_right_ms=args.right_ms)
     return replace(settings, decoder=decoder_settings(args), text=text_settings(args))
 

@@ -199,17 +199,18 @@ class Segment:
     def apply_commit(self, window: Window, logits: np.ndarray, ids: np.ndarray,
                      probs: np.ndarray) -> tuple[int, bool] | None:
         """Commit the window's kept frames up to its cut: (the cut's sample, whether it fell between words).
-        None: a commit in speech found a word still going and waits a hop more (nothing committed; its
+        None: a commit in speech found no word end to cut at and waits RETRY_MS more (nothing committed; its
         frames show as the partial's tail)."""
         self.decoded_end = max(self.decoded_end, window.end_sample)
         first, last = kept_frames(window, len(ids), self.stride)
         self.commit = None
         if window.kind == "commit":
-            lo = (self.commits.search_from(window) - window.start_sample) // self.stride
-            cut = cut_between_words(ids, self.vocab, lo, last)
+            cut = self._cut_in_speech(window, ids, probs, first, last)
             if cut is None and self.vocab.text_mask()[ids[first:last]].any() and self.commits.postpone(window):
                 self.show_tail(window, window.keep_from, ids[first:], probs[first:])
                 return None
+            if cut is None:  # waited as long as a word may last: the latest word end, sure or not
+                cut = self._cut_in_speech(window, ids, probs, first, last, sure=False)
             at_word_boundary, cut = cut is not None, last if cut is None else cut
         else:  # a pause is silence, a final the end of the speech: both end words
             cut, at_word_boundary = last, True
@@ -223,6 +224,16 @@ class Segment:
         if window.kind == "commit":  # its right context: the partial's tail
             self.show_tail(window, cut_sample, ids[cut:], probs[cut:])
         return cut_sample, at_word_boundary
+
+    def _cut_in_speech(self, window: Window, ids: np.ndarray, probs: np.ndarray, first: int, last: int,
+                       sure: bool = True) -> int | None:
+        """Where a commit in speech cuts (a frame of the window): the latest word end in its kept frames,
+        from search_from on, whose delimiter the model is sure of (sure=False: any word end). A word end
+        that is a near-tie is left to a later window, which sees the word with more context: cut there,
+        a word offline reads whole would be split for good ("hundrev is")."""
+        lo = (self.commits.search_from(window) - window.start_sample) // self.stride
+        min_prob = self.commits.settings.word_end_prob if sure else 0.0
+        return cut_between_words(ids, probs, self.vocab, lo, last, min_prob)
 
     def _advance(self, cut_sample: int) -> None:
         self.commits.advance(cut_sample)

@@ -137,8 +137,25 @@ def word_ends(ids: np.ndarray, vocab: Vocabulary) -> np.ndarray:
     return np.flatnonzero(first_after_letter) + 1
 
 
-def cut_between_words(ids: np.ndarray, vocab: Vocabulary, lo: int, hi: int) -> int | None:
-    """The latest word end in [lo, hi] (a frame to cut before), or None when there is none."""
-    ends = word_ends(ids, vocab)
+def sure_word_ends(ids: np.ndarray, probs: np.ndarray, vocab: Vocabulary, min_prob: float) -> np.ndarray:
+    """Word ends whose delimiter the model is sure of: in the frames the best path gives that delimiter,
+    its probability reaches min_prob. A near-tie between the delimiter and a blank (or a letter) is where
+    a window with other context, or offline's, reads one word ("hundrev is" against "hundrevis")."""
+    sure = []
+    for end in word_ends(ids, vocab).tolist():
+        frame, best = end - 1, 0.0
+        while frame < len(ids) and ids[frame] == vocab.delimiter_id:
+            best, frame = max(best, float(probs[frame])), frame + 1
+        if best >= min_prob:
+            sure.append(end)
+    return np.array(sure, np.int64)
+
+
+def cut_between_words(ids: np.ndarray, probs: np.ndarray, vocab: Vocabulary, lo: int, hi: int,
+                      min_prob: float = 0.0) -> int | None:
+    """The latest word end in [lo, hi] (a frame to cut before) whose delimiter's probability reaches
+    min_prob, or None when there is none."""
+    ends = sure_word_ends(ids, probs, vocab, min_prob)
     inside = ends[(ends >= lo) & (ends <= hi)]
     return int(inside[-1]) if len(inside) else None
+

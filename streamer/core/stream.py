@@ -59,7 +59,7 @@ class StreamSettings:
 FLAT_SETTINGS = {  # the flat names of StreamSettings' fields that users set (CLI options, a client's config)
     "hop_ms": "both passes' hop: commits, and a first pass's windows when there is one",
     "commit_hop_ms": "commit.hop_ms", "commit_left_ms": "commit.left_ms", "commit_right_ms": "commit.right_ms",
-    "pause_ms": "commit.pause_ms", "max_caption_s": "max_caption_s",
+    "pause_ms": "commit.pause_ms", "word_end_prob": "commit.word_end_prob", "max_caption_s": "max_caption_s",
     "vad_aggressiveness": "vad.aggressiveness", "vad_enabled": "vad.enabled",
     "first_pass": "a first pass of its own for partials (window), from first_pass_left/hop/right_ms",
     "first_pass_left_ms": "window.left_ms", "first_pass_hop_ms": "window.hop_ms", "first_pass_right_ms": "window.right_ms",
@@ -76,7 +76,7 @@ def with_flat_settings(base: StreamSettings, **flat) -> StreamSettings:
     if unknown:
         raise StreamerError(f"unknown stream settings {unknown}; known: {sorted(FLAT_SETTINGS)}")
     commit = {name: flat[f"commit_{name}"] for name in ("hop_ms", "left_ms", "right_ms") if f"commit_{name}" in flat}
-    commit.update({"pause_ms": flat["pause_ms"]} if "pause_ms" in flat else {})
+    commit.update({name: flat[name] for name in ("pause_ms", "word_end_prob") if name in flat})
     window = base.window
     if flat.get("first_pass") is not None:
         window = WindowSettings() if flat["first_pass"] else None

@@ -27,6 +27,9 @@ from ..model.geometry import FRAME_MS, FrameGeometry
 
 BEAM_COMMIT_MS = 6000  # with beam search, commits in speech run every 6 s and cut at least half of that on
 MAX_WORD_MS = 3000  # a commit in speech waits for a word to end at most this long past the committed end
+RETRY_MS = 340  # a commit that found no word end to cut at runs again when this much more audio came (or a
+# hop, when shorter): a word end the model was unsure of is often sure a few frames later, and waiting a
+# whole hop put the monologue's stable lag p95 at 2.24 s (lag.py; benchmarks/RESULTS.md)
 
 
 def check_ms(owner: str, **values: int | None) -> None:
@@ -60,11 +63,14 @@ class CommitSettings:
     hop plus compute, and the model sees (left + hop + right) / hop times the audio."""
 
     left_ms: int = 1500  # context before the committed frames
-    right_ms: int = 700  # context after them
+    right_ms: int = 600  # context after them
     hop_ms: int = 700  # in speech a commit (and a partial) per this much audio
     min_commit_ms: int | None = 0  # the cut is the last word boundary at least this far (and a frame) on;
     # None: cut exactly right_ms before the window's end (offline chunks)
     pause_ms: int | None = 300  # a VAD pause this long after speech commits up to its middle; None: never
+    word_end_prob: float = 0.85  # a commit in speech cuts only after a word delimiter at least this probable:
+    # cuts at near-ties split words that offline reads whole (all of 88 such delimiters were below 0.82, most
+    # 0.5-0.6; benchmarks/fidelity.py, RESULTS.md)
 
     def __post_init__(self) -> None:
         check_ms("commit window", left_ms=self.left_ms, right_ms=self.right_ms, hop_ms=self.hop_ms,
@@ -73,6 +79,8 @@ class CommitSettings:
         if self.hop_ms < least:
             raise StreamerError(f"commit hop_ms ({self.hop_ms}) must be at least min_commit_ms and {FRAME_MS} ms "
                                 f"({least})")
+        if not 0.0 <= self.word_end_prob <= 1.0:
+            raise StreamerError(f"word_end_prob must be between 0 and 1, not {self.word_end_prob}")
         if self.pause_ms is not None and self.pause_ms < 2 * FRAME_MS:
             raise StreamerError(f"pause_ms must be at least {2 * FRAME_MS} ms (or None), not {self.pause_ms}")
 
@@ -169,6 +177,7 @@ class CommitPass:
         self.window_len = samples(settings.window_ms, geometry)
         self.min_commit = None if settings.min_commit_ms is None else samples(settings.min_commit_ms, geometry)
         self.hop, self.max_word = samples(settings.hop_ms, geometry), samples(MAX_WORD_MS, geometry)
+        self.retry = min(self.hop, samples(RETRY_MS, geometry))
         self.committed_end = 0
         self.postponed_to = 0  # a commit that found a word still going waits for this much audio
 
@@ -178,7 +187,7 @@ class CommitPass:
     def due_at(self) -> int:
         """Audio length at which speech without a pause forces a commit: window_ms − left_ms of audio past
         the committed end (at a segment's start, where there is less left context, the window is shorter
-        rather than later), or a hop past a window that ended inside a word."""
+        rather than later), or RETRY_MS past a window that found no word end to cut at."""
         return max(self.committed_end + self.window_len - self.left, self.postponed_to)
 
     def in_speech(self) -> Window:
@@ -201,12 +210,13 @@ class CommitPass:
         return Window(self._start(), end_sample, self.committed_end, end_sample, "final")
 
     def postpone(self, window: Window) -> bool:
-        """The window's kept audio ends inside a word and holds no word boundary: wait a hop more and run a
-        wider window (True), so a word is never cut in two (a beam search decodes each commit's words as
-        they are), unless it has waited MAX_WORD_MS or cuts exactly where told (offline chunks)."""
+        """The window's kept audio holds no word end to cut at (it ends inside a word, or the model is unsure
+        of the ends it holds): wait RETRY_MS more and run a wider window (True), so a word is never cut in
+        two (a beam search decodes each commit's words as they are), unless it has waited MAX_WORD_MS or
+        cuts exactly where told (offline chunks)."""
         if self.min_commit is None or window.keep_to - window.keep_from >= self.max_word:
             return False
-        self.postponed_to = window.end_sample + self.hop
+        self.postponed_to = window.end_sample + self.retry
         return True
 
     def advance(self, cut: int) -> None:
