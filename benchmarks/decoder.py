@@ -31,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from models.synth import heldout_sentences, synthesize
-    from streaming import default_tiny
+    from common import default_tiny
 
     lm = REPO / "models" / "tiny-nb" / "language_model"
     if not (lm / "lm.arpa").exists():

@@ -85,7 +85,7 @@ def models(args) -> tuple[Path, Path, float]:
     """fp32 and fp16 export dirs, and the seconds the export took."""
     began = time.perf_counter()
     if args.tiny:
-        from streaming import default_tiny
+        from common import default_tiny
 
         fp32 = default_tiny()
         return fp32, fp32, time.perf_counter() - began

@@ -117,7 +117,8 @@ def main() -> None:
                         help="silence before the speech, for ffmpeg's probing of the input (default 6)")
     parser.add_argument("extra", nargs="*", help="options for `streamer subtitle` (after --)")
     args = parser.parse_args()
-    from streaming import build_speech, default_tiny
+    from common import default_tiny
+    from streaming import build_speech
 
     model = args.model or default_tiny()
     rows = []

@@ -115,7 +115,7 @@ def main() -> None:
     if not 1 <= args.clients <= 256 or not 0 < args.minutes <= 240:
         parser.error("--clients must be 1-256 and --minutes more than 0 and at most 240")
 
-    from streaming import default_tiny
+    from common import default_tiny
 
     model_dir = args.model or default_tiny()
     tracks = speech_pool(max(4, min(args.clients, 16)), args.track_s)

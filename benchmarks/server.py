@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--limit-s", type=float, default=1.0, help="partial latency p95 that ends the ramp")
     args = parser.parse_args()
 
-    from streaming import default_tiny
+    from common import default_tiny
 
     tracks = speech_pool(8, args.seconds)
     cases = []

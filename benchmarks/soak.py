@@ -112,7 +112,7 @@ def main() -> None:
     if not 1 <= args.minutes <= 240 or not 1 <= args.speed <= 100:
         parser.error("--minutes must be 1-240 and --speed 1-100")
 
-    from streaming import default_tiny
+    from common import default_tiny
 
     model_dir = args.model or default_tiny()
     audio = long_audio(args.minutes)

@@ -190,7 +190,7 @@ def main() -> None:
     if dist is None:
         sys.exit(f"no CPU tritonserver: {reason}")
 
-    from streaming import default_tiny
+    from common import default_tiny
 
     cases = []
     if "tiny-nb" in args.cases:
