@@ -1,4 +1,6 @@
-"""Decoders compared: greedy against beam search with tiny-nb's language model at several beam widths.
+"""Decoders compared: greedy against beam search with tiny-nb's language model at several beam widths:
+pyctcdecode's (each sentence in one call) and the incremental one (streamer.text.incremental,
+flashlight-text's lexicon decoder fed 0.7 s of frames at a time).
 
 The held-out sentences (a text source tiny-nb never trained on, nor its language model) are
 synthesized with espeak-ng's `nb` voice and run through tiny-nb once; every decoder then decodes the
@@ -19,7 +21,8 @@ import time
 from common import REPO, cpu_name, table, write_json
 
 from streamer.text.ctc import greedy_words, words_text
-from streamer.text.decoder import BeamDecoder, DecoderSettings
+from streamer.text.decoder import BeamDecoder, DecoderSettings, find_lm_file, read_unigrams
+from streamer.text.incremental import IncrementalBeam, IncrementalSettings, LexiconLM
 from streamer.text.scoring import cer, wer
 from streamer.backends.onnx import OnnxModel
 
@@ -58,8 +61,19 @@ def main() -> None:
         decoder = BeamDecoder(model.vocab, model.geometry.frame_s, DecoderSettings("beam", beam_width=width), lm)
         rows.append(run(f"beam {width}, alpha {decoder.alpha:g}, beta {decoder.beta:g}",
                         lambda x, d=decoder: words_text(d.decode(x)[0])))
+    lexicon = LexiconLM(model.vocab, find_lm_file(lm), read_unigrams(lm / "unigrams.txt"))
+    for width in args.widths:  # fed 0.7 s at a time, as a stream's commits would feed it
+        settings = IncrementalSettings(beam_width=width)
+        rows.append(run(f"incremental beam {width} (flashlight-text, 0.7 s blocks)",
+                        lambda x, s=settings: " ".join(w.word for w in incremental(lexicon, s, x))))
     print(f"\n{cpu_name()}, tiny-nb fp32, {len(sentences)} sentences\n" + table(rows, COLUMNS))
     print(f"wrote {write_json('decoder', {'sentences': len(sentences), 'audio_s': seconds, 'rows': rows})}")
+
+
+def incremental(lexicon: LexiconLM, settings: IncrementalSettings, logits, block_frames: int = 35) -> list:
+    beam = IncrementalBeam(lexicon, settings)
+    words = [w for start in range(0, len(logits), block_frames) for w in beam.feed(logits[start : start + block_frames])]
+    return words + beam.end()
 
 
 COLUMNS = [("decoder", "decoder", ""), ("wer", "WER", ".4f"), ("cer", "CER", ".4f"),

@@ -12,10 +12,12 @@ stretch no lexicon word fits comes out as ``<unk>`` and is spelled here from the
 so words outside the vocabulary (names) survive as the acoustic model spells them.
 
 flashlight-text is the decoder torchaudio and Riva build on (C++; PyPI ``flashlight-text``, in the ``lm``
-extra). Not yet wired into the stream core (issue 29): on tiny-nb over 181 s of paused speech, fed in
-blocks of any size with the default lookback, its words are exactly one offline beam search's and cost
-about 2 ms of CPU per second of audio at beam 16 (WER 0.143 where greedy decoding of the same logits has
-0.567 and pyctcdecode's beam search, in one piece, 0.383; tiny-nb's own n-gram; 2026-12-07, AMD EPYC).
+extra). Not yet wired into the stream core (issue 29). Fed in blocks of any size with the default lookback,
+its words are exactly one offline beam search's. benchmarks/decoder.py (2026-12-07, AMD EPYC, tiny-nb, its
+own n-gram, the 263 held-out sentences one by one): WER 0.145 at beam 16 for 2.9 ms of CPU per second of
+audio, where greedy has 0.242 and pyctcdecode's beam search 0.111; its alpha, beta and unknown-word score are
+pyctcdecode's and untuned here. (On 181 s of speech in one piece it had 0.143 and pyctcdecode 0.383: one
+long call is where pyctcdecode loses.)
 """
 
 from __future__ import annotations
