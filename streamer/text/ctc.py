@@ -34,6 +34,19 @@ def best_path(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, np.exp(-log_norm)
 
 
+def folded_log_probs(logits: np.ndarray, vocab: Vocabulary) -> np.ndarray:
+    """Log-softmax (float64) with every special token but the delimiter folded into the blank: the blank's
+    column holds their summed probability, theirs -inf (a beam search never spells one)."""
+    logits = np.asarray(logits, np.float64)
+    peak = logits.max(axis=-1, keepdims=True)
+    logp = logits - (np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True)) + peak)
+    specials = [i for i in sorted(vocab.special_ids) if i not in (vocab.blank_id, vocab.delimiter_id)]
+    if specials:
+        logp[:, vocab.blank_id] = np.logaddexp.reduce(logp[:, [vocab.blank_id, *specials]], axis=-1)
+        logp[:, specials] = -np.inf
+    return logp
+
+
 @dataclass
 class _Draft:
     """A word being spelled: its letters, first and last frame, and each letter's probability."""

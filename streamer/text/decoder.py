@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ctc import Word, best_path
+from .ctc import Word, best_path, folded_log_probs
 from ..errors import StreamerError
 from ..model.vocab import Vocabulary
 
@@ -146,7 +146,6 @@ class BeamDecoder:
             raise StreamerError(f"{lm_path} is not a KenLM language model (ARPA or binary): {first}") from None
         # columns the decoder sees: letters, the word delimiter (a space), and the blank (specials folded in)
         self.letters = [i for i in range(len(vocab)) if vocab.is_text(i)]
-        self.specials = [i for i in sorted(vocab.special_ids) if i not in (vocab.blank_id, vocab.delimiter_id)]
         labels = [vocab.tokens[i] for i in self.letters] + [" ", ""]
         lm_settings = dict(alpha=pick(settings.alpha, attrs, "alpha", 0.5), beta=pick(settings.beta, attrs, "beta", 1.5),
                            unk_score_offset=float(attrs.get("unk_score_offset", -10.0)))
@@ -166,12 +165,9 @@ class BeamDecoder:
 
     def log_probs(self, logits: np.ndarray) -> np.ndarray:
         """Log-softmax over the decoder's columns: letters, delimiter, and the blank with every special token."""
-        logits = np.asarray(logits, np.float64)
-        peak = logits.max(axis=-1, keepdims=True)
-        norm = np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True)) + peak
-        logp = logits - norm
-        blank = np.logaddexp.reduce(logp[:, [self.vocab.blank_id, *self.specials]], axis=-1)
-        return np.column_stack([logp[:, self.letters], logp[:, self.vocab.delimiter_id], blank]).astype(np.float32)
+        logp = folded_log_probs(logits, self.vocab)
+        return np.column_stack([logp[:, self.letters], logp[:, self.vocab.delimiter_id],
+                                logp[:, self.vocab.blank_id]]).astype(np.float32)
 
     def decode(self, logits: np.ndarray, state=None, ends_sentence: bool = True) -> tuple[list[Word], object]:
         """Words of logits (times from its first frame) and the language model state after them, to carry

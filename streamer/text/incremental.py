@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import StreamerError
 from ..model.vocab import Vocabulary
+from .ctc import folded_log_probs
 
 UNK = "<unk>"
 INSTALL_FLASHLIGHT = "pip install 'streamer[lm]' (flashlight-text)"
@@ -82,15 +83,8 @@ class LexiconLM:
         self.trie.smear(SmearingMode.MAX)
 
     def log_probs(self, logits: np.ndarray) -> np.ndarray:
-        """Log-softmax, with every special token folded into the blank (the lexicon never spells one)."""
-        logits = np.asarray(logits, np.float64)
-        peak = logits.max(axis=-1, keepdims=True)
-        logp = logits - (np.log(np.exp(logits - peak).sum(axis=-1, keepdims=True)) + peak)
-        specials = [i for i in sorted(self.vocab.special_ids) if i not in (self.vocab.blank_id, self.vocab.delimiter_id)]
-        if specials:
-            logp[:, self.vocab.blank_id] = np.logaddexp.reduce(logp[:, [self.vocab.blank_id, *specials]], axis=-1)
-            logp[:, specials] = -np.inf
-        return np.ascontiguousarray(logp, np.float32)
+        """The decoder's input: log-softmax over the vocabulary, special tokens folded into the blank."""
+        return np.ascontiguousarray(folded_log_probs(logits, self.vocab), np.float32)
 
 
 @dataclass(frozen=True)
