@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -81,8 +82,6 @@ def write_json(name: str, payload: dict) -> Path:
 
 def default_tiny() -> Path:
     """models/tiny-nb exported to ONNX once per version of its weights (into benchmarks/out)."""
-    import hashlib
-
     from streamer.export.checkpoint import resolve_checkpoint
     from streamer.export.onnx_export import export_checkpoint
 

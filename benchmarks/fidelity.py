@@ -185,7 +185,8 @@ def summaries(rows: list[dict]) -> tuple[list[dict], list[dict]]:
 COLUMNS = [("condition", "condition", "s"), ("words", "words", "d"), ("wer_offline", "WER off", ".4f"),
            ("wer_streamed", "WER str", ".4f"), ("wer_rel", "WER rel", "+.1%"), ("cer_offline", "CER off", ".4f"),
            ("cer_streamed", "CER str", ".4f"), ("cer_rel", "CER rel", "+.1%"), ("cuts", "cuts", "d"),
-           ("splits", "split", "d"), ("joins", "join", "d"), ("cut_splits", "at cut", "d"), ("cut_joins", "at cut", "d"),
+           ("splits", "split", "d"), ("joins", "join", "d"), ("cut_splits", "at cut", "d"),
+           ("cut_joins", "at cut", "d"),
            ("cuts_per_500", "cut /500 w", ".2f"), ("ok", "ok", "")]
 
 
@@ -220,7 +221,8 @@ def main() -> None:
             rows.append(row)
             print(f"[{done}/{len(jobs)} {time.monotonic() - began:.0f} s] {row['condition']}: WER "
                   f"{row['word_errors_offline']} -> {row['word_errors_streamed']} errors, "
-                  f"{row['splits']} split, {row['joins']} joined ({row['cut_splits']}, {row['cut_joins']} at cuts)", file=sys.stderr, flush=True)
+                  f"{row['splits']} split, {row['joins']} joined ({row['cut_splits']}, {row['cut_joins']} at cuts)",
+                  file=sys.stderr, flush=True)
     per_condition, per_axis = summaries(rows)
     print(table(per_condition, COLUMNS))
     print()

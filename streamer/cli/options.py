@@ -156,8 +156,9 @@ def stream_settings(args: argparse.Namespace):
     settings = with_flat_settings(
         StreamSettings(), commit_hop_ms=args.commit_hop_ms, commit_left_ms=args.commit_left_ms,
         commit_right_ms=args.commit_right_ms, pause_ms=args.pause_ms, max_caption_s=args.max_caption_s,
-        word_end_prob=args.word_end_prob, vad_aggressiveness=args.vad_aggressiveness, vad_enabled=not args.no_vad, first_pass=args.first_pass,
-        first_pass_left_ms=args.left_ms, first_pass_hop_ms=args.hop_ms, first_pass_right_ms=args.right_ms)
+        word_end_prob=args.word_end_prob, vad_aggressiveness=args.vad_aggressiveness, vad_enabled=not args.no_vad,
+        first_pass=args.first_pass, first_pass_left_ms=args.left_ms, first_pass_hop_ms=args.hop_ms,
+        first_pass_right_ms=args.right_ms)
     return replace(settings, decoder=decoder_settings(args), text=text_settings(args))
 
 

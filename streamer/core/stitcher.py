@@ -158,4 +158,3 @@ def cut_between_words(ids: np.ndarray, probs: np.ndarray, vocab: Vocabulary, lo:
     ends = sure_word_ends(ids, probs, vocab, min_prob)
     inside = ends[(ends >= lo) & (ends <= hi)]
     return int(inside[-1]) if len(inside) else None
-

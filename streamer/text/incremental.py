@@ -67,7 +67,8 @@ class LexiconLM:
         spelled = {w: [[*w, delimiter]] for w in dict.fromkeys(words)
                    if w and w != UNK and all(c in ids and vocab.is_text(ids[c]) for c in w)}
         if not spelled:
-            raise StreamerError(f"none of the language model's {len(words)} words can be spelled in the model's alphabet")
+            raise StreamerError(f"none of the language model's {len(words)} words can be spelled in the model's "
+                                "alphabet")
         self.words = create_word_dict({**spelled, UNK: [[delimiter]]})
         try:
             self.lm = KenLM(str(lm_file), self.words)
@@ -155,7 +156,8 @@ class IncrementalBeam:
         settled = best[self._taken : max(agreed, self._taken)]
         self._taken = max(agreed, self._taken)
         before = len(hypotheses[0].tokens)
-        if prune and before - 1 > self.settings.lookback_frames:  # bounded delay: the best beam's old words, beams that share them
+        if prune and before - 1 > self.settings.lookback_frames:  # bounded delay: the best beam's old words,
+            # and only the beams that share them
             self._decoder.prune(self.settings.lookback_frames)
             shift = before - len(self._hypotheses()[0].tokens)
             gone = sum(w.last_frame + 1 - self._origin < shift for w in best)
