@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import sys
 from pathlib import Path
 
@@ -90,3 +91,42 @@ def default_tiny() -> Path:
     if not (target / "manifest.json").exists():
         export_checkpoint(resolve_checkpoint(str(REPO / "models" / "tiny-nb")), target)
     return target
+
+
+def tiny_lm(sentences: list[list[str]] | None = None, name: str = "tiny-nb") -> Path:
+    """A language_model folder (models/build_lm.py) in benchmarks/out, made once: tiny-nb's own, of its training
+    text, or one of the given sentences (word lists) under name. Never inside models/tiny-nb, whose export would
+    then ship it."""
+    from models.build_lm import build
+
+    text = "\n".join(" ".join(words) for words in sentences) if sentences is not None else ""
+    suffix = f"-{hashlib.sha256(text.encode()).hexdigest()[:10]}" if sentences is not None else ""
+    target = OUT / f"{name}-lm{suffix}"
+    if not (target / "lm.arpa").exists():
+        build(target, sentences=sentences)
+    return target
+
+
+def build_speech(kind: str, n_sentences: int, seed: int) -> tuple[np.ndarray, str]:
+    """int16 audio and its reference text: held-out sentences, paused or as one monologue."""
+    from models.synth import heldout_sentences, talk
+
+    rng = np.random.default_rng(seed)
+    sentences = heldout_sentences()
+    picked = [sentences[i] for i in sorted(rng.choice(len(sentences), n_sentences, replace=False))]
+    audio, reference = talk(picked, rng, (0.8, 1.6) if kind == "paused" else (0.0, 0.0))
+    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), reference
+
+
+def rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")

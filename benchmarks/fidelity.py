@@ -11,6 +11,11 @@ at a commit's cut (the end of a partial's stable prefix). A second table pools t
 each axis; a line is "ok" when streamed WER and CER are within 3% (relative) of offline and there is at
 most one split or join at a cut per 500 words. JSON with every transcript: benchmarks/out/fidelity*.json.
 
+With `--lm PATH` (a language_model folder or KenLM file) or `--lm-of-text` (a 4-gram of each source's own
+sentences, built once into benchmarks/out: a language model that knows the text, as the real checkpoint's
+5-gram knows parliament speech) both sides decode with the incremental beam search instead, and the table
+adds offline greedy's WER, to show what the language model is worth.
+
 Text sources: django (the held-out catalogs of models/data, never trained on), manual (the Debian Edu
 bookworm manual) and itil (the Debian Edu ITIL, Rosegarden and Audacity manuals), the last two from
 models/edu_sample.py (apt-get download). Voices nb, nb+f2, nb+m3 at 140, 165 and 190 wpm. The held-out
@@ -20,6 +25,7 @@ training or tuning ever used; run them only to check what was built on the other
     python benchmarks/fidelity.py                 # the tuning grid: django and manual, 3 voices x 3 speeds x 4 pauses
     python benchmarks/fidelity.py --held-out      # the held-out grid: itil, 5 voices x 3 speeds x 4 pauses
     python benchmarks/fidelity.py --sources django --voices nb --speeds 165 --pauses 0.8 --words 300
+    python benchmarks/fidelity.py --lm-of-text --pauses 0 0.8   # beam search, both kinds of speech
 """
 
 from __future__ import annotations
@@ -34,12 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, cpu_name, default_tiny, table, write_json
+from common import REPO, cpu_name, default_tiny, table, tiny_lm, write_json
 
 from streamer.backends.onnx import OnnxModel, RunnerSettings
 from streamer.core.events import broken_promises, cut_positions
 from streamer.core.stream import Recognizer, StreamSettings, with_flat_settings
 from streamer.driver.offline import transcribe_array
+from streamer.text.decoder import DecoderSettings
+from streamer.text.incremental import LexiconLM, load_lm
 from streamer.text.scoring import edit_distance, word_break_differences
 from streamer.text.written import TextSettings
 
@@ -95,11 +103,12 @@ def speech(condition: Condition, sentences: list[str], n_words: int) -> tuple[np
     return (np.clip(audio, -1, 1) * 32767).astype(np.int16), reference
 
 
-def streamed(model: OnnxModel, audio: np.ndarray, settings: StreamSettings) -> tuple[str, list[int]]:
+def streamed(model: OnnxModel, audio: np.ndarray, settings: StreamSettings,
+             decoder: LexiconLM | None = None) -> tuple[str, list[int]]:
     """The stream fed 100 ms blocks, each request run as soon as it is asked for, stable text checked: the
     finals' raw words, and where its commits cut them (character positions: each end of a partial's stable
     prefix inside its caption)."""
-    stream = Recognizer(model.info, settings).stream()
+    stream = Recognizer(model.info, settings, decoder).stream()
     events = []
 
     def run() -> None:
@@ -126,6 +135,7 @@ def at_cuts(positions: list[int], cuts: list[int]) -> int:
 
 
 _MODEL: OnnxModel | None = None
+_LMS: dict[tuple[str, int], LexiconLM] = {}
 
 
 def _load(model_dir: str) -> None:
@@ -133,17 +143,29 @@ def _load(model_dir: str) -> None:
     _MODEL = OnnxModel(Path(model_dir), RunnerSettings(intra_op_threads=1))
 
 
-def measure(job: tuple[Condition, list[str], int, dict]) -> dict:
-    condition, sentences, n_words, flat = job
+def language_model(path: str | None, beam_width: int) -> LexiconLM | None:
+    """The worker's language model, loaded once per process (None: greedy decoding)."""
+    if path is None:
+        return None
+    if (path, beam_width) not in _LMS:
+        _LMS[path, beam_width] = load_lm(_MODEL.vocab, Path(path), DecoderSettings(beam_width=beam_width))
+    return _LMS[path, beam_width]
+
+
+def measure(job: tuple[Condition, list[str], int, dict, str | None, int]) -> dict:
+    condition, sentences, n_words, flat, lm_path, beam_width = job
     audio, reference = speech(condition, sentences, n_words)
     raw = with_flat_settings(StreamSettings(text=TextSettings(written=False)), **flat)
-    offline = " ".join(f.raw for f in transcribe_array(audio, _MODEL))
-    text, cuts = streamed(_MODEL, audio, raw)
+    decoder = language_model(lm_path, beam_width)
+    offline = " ".join(f.raw for f in transcribe_array(audio, _MODEL, decoder=decoder))
+    text, cuts = streamed(_MODEL, audio, raw, decoder)
+    greedy = offline if decoder is None else " ".join(f.raw for f in transcribe_array(audio, _MODEL))
     splits, joins = word_break_differences(text, offline)
     words, chars = reference.split(), " ".join(reference.split())
     counts = {"words": len(words), "chars": len(chars), "splits": len(splits), "joins": len(joins),
               "cut_splits": at_cuts(splits, cuts), "cut_joins": at_cuts(joins, cuts), "cuts": len(cuts),
               "word_errors_offline": edit_distance(words, offline.split()),
+              "word_errors_greedy": edit_distance(words, greedy.split()),
               "word_errors_streamed": edit_distance(words, text.split()),
               "char_errors_offline": edit_distance(chars, offline), "char_errors_streamed": edit_distance(chars, text)}
     return {**asdict(condition), "condition": condition.name, "audio_s": len(audio) / RATE, **counts,
@@ -153,7 +175,7 @@ def measure(job: tuple[Condition, list[str], int, dict]) -> dict:
 def rates(rows: list[dict], name: str) -> dict:
     """WER and CER of rows pooled (one condition, or one value of one axis), streamed against offline."""
     total = {key: sum(row[key] for row in rows) for key in ("words", "chars", "splits", "joins", "cut_splits",
-             "cut_joins", "cuts", "word_errors_offline", "word_errors_streamed", "char_errors_offline",
+             "cut_joins", "cuts", "word_errors_offline", "word_errors_greedy", "word_errors_streamed", "char_errors_offline",
              "char_errors_streamed")}
     out = {"condition": name, **{key: total[key] for key in ("words", "cuts", "splits", "joins", "cut_splits",
                                                                "cut_joins")}}
@@ -162,9 +184,16 @@ def rates(rows: list[dict], name: str) -> dict:
         offline, streamed = total[f"{kind}_errors_offline"], total[f"{kind}_errors_streamed"]
         out[f"{unit}_offline"], out[f"{unit}_streamed"] = offline / total[length], streamed / total[length]
         out[f"{unit}_rel"] = streamed / offline - 1 if offline else float(streamed > 0)
+    out["wer_greedy"] = total["word_errors_greedy"] / total["words"]
     out["cuts_per_500"] = 500 * (total["cut_splits"] + total["cut_joins"]) / max(1, total["words"])
     out["ok"] = out["wer_rel"] <= BOUND and out["cer_rel"] <= BOUND and out["cuts_per_500"] <= 1
     return out
+
+
+def text_lm(source: str, sentences: list[str]) -> Path:
+    """A 4-gram of the source's sentences as the model spells them (made once)."""
+    labels = [pair[1].split() for sentence in sentences if (pair := synth.spoken_and_label(sentence)) is not None]
+    return tiny_lm(labels, name=f"lm-of-{source}")
 
 
 def grid(sources, voices, speeds, pauses) -> list[Condition]:
@@ -182,7 +211,8 @@ def summaries(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     return per_condition, per_axis
 
 
-COLUMNS = [("condition", "condition", "s"), ("words", "words", "d"), ("wer_offline", "WER off", ".4f"),
+COLUMNS = [("condition", "condition", "s"), ("words", "words", "d"), ("wer_greedy", "WER greedy", ".4f"),
+           ("wer_offline", "WER off", ".4f"),
            ("wer_streamed", "WER str", ".4f"), ("wer_rel", "WER rel", "+.1%"), ("cer_offline", "CER off", ".4f"),
            ("cer_streamed", "CER str", ".4f"), ("cer_rel", "CER rel", "+.1%"), ("cuts", "cuts", "d"),
            ("splits", "split", "d"), ("joins", "join", "d"), ("cut_splits", "at cut", "d"),
@@ -190,7 +220,7 @@ COLUMNS = [("condition", "condition", "s"), ("words", "words", "d"), ("wer_offli
            ("cuts_per_500", "cut /500 w", ".2f"), ("ok", "ok", "")]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="ONNX model dir (default: tiny-nb, exported once)")
     parser.add_argument("--held-out", action="store_true", help="the held-out text and voices instead")
@@ -202,10 +232,20 @@ def main() -> None:
     parser.add_argument("--commit-left-ms", type=int, help="the streams' commit left context (default: the library's)")
     parser.add_argument("--commit-right-ms", type=int, help="their right context (default: the library's)")
     parser.add_argument("--word-end-prob", type=float, help="the sureness a cut needs (default: the library's)")
+    lm = parser.add_mutually_exclusive_group()
+    lm.add_argument("--lm", type=Path, help="beam search with this language model (a language_model folder or KenLM file)")
+    lm.add_argument("--lm-of-text", action="store_true",
+                    help="beam search with a 4-gram of each source's own sentences (built once into benchmarks/out)")
+    parser.add_argument("--beam-width", type=int, default=DecoderSettings().beam_width,
+                        help="with --lm or --lm-of-text (default: the library's, %(default)s)")
     parser.add_argument("--jobs", type=int, default=2, help="processes (default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/debian-edu-doc-cache"), help="apt-get download dir")
     parser.add_argument("--name", default=None, help="JSON name (default: fidelity or fidelity-held-out)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     sources = args.sources or list(HELD_OUT_SOURCES if args.held_out else SOURCES)
     voices = args.voices or list(VOICES + HELD_OUT_VOICES if args.held_out else VOICES)
     texts = {source: source_sentences(source, args.cache) for source in sources}
@@ -214,7 +254,10 @@ def main() -> None:
     began = time.monotonic()
     flat = {name: value for name in ("commit_left_ms", "commit_right_ms", "word_end_prob")
             if (value := getattr(args, name)) is not None}
-    jobs = [(c, texts[c.source], args.words, flat) for c in conditions]
+    lms = {source: str(args.lm) if args.lm else None for source in sources}
+    if args.lm_of_text:
+        lms = {source: str(text_lm(source, texts[source])) for source in sources}
+    jobs = [(c, texts[c.source], args.words, flat, lms[c.source], args.beam_width) for c in conditions]
     rows = []
     with multiprocessing.Pool(args.jobs, _load, (str(model_dir),)) as pool:
         for done, row in enumerate(pool.imap(measure, jobs), 1):
@@ -234,6 +277,7 @@ def main() -> None:
           f"is half a percent of WER)")
     path = write_json(args.name or ("fidelity-held-out" if args.held_out else "fidelity"),
                       {"cpu": cpu_name(), "model": str(model_dir), "words": args.words, "settings": flat,
+                       "language_models": lms, "beam_width": args.beam_width if any(lms.values()) else None,
                        "per_condition": per_condition, "per_axis": per_axis, "rows": rows})
     print(f"wrote {path}")
 

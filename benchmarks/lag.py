@@ -21,6 +21,7 @@ words).
 
     python benchmarks/lag.py                         # tiny-nb, both kinds of speech, 30 sentences each
     python benchmarks/lag.py --sentences 10 -- --commit-right-ms 1000   # extra options for subtitle
+    python benchmarks/lag.py --beam          # also `--decoder beam --lm LM` (tiny-nb's own LM unless --lm)
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, cpu_name, table, write_json
+from common import REPO, build_speech, cpu_name, percentile, table, tiny_lm, write_json
 
 BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
 
@@ -103,10 +104,6 @@ def lags(stamped: list[tuple[float, dict]]) -> dict[str, list[float]]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="exported model dir (default: models/tiny-nb, exported once)")
@@ -115,27 +112,38 @@ def main() -> None:
     parser.add_argument("--speech", choices=("paused", "monologue"), action="append", help="default both")
     parser.add_argument("--lead-in-s", type=float, default=6.0,
                         help="silence before the speech, for ffmpeg's probing of the input (default 6)")
+    parser.add_argument("--beam", action="store_true", help="each kind of speech again with beam search")
+    parser.add_argument("--lm", type=Path, help="with --beam: the language model (default: tiny-nb's own)")
     parser.add_argument("extra", nargs="*", help="options for `streamer subtitle` (after --)")
     args = parser.parse_args()
     from common import default_tiny
-    from streaming import build_speech
 
     model = args.model or default_tiny()
+    decoders = {"greedy": ["--decoder", "greedy"]}
+    if args.beam:
+        decoders["beam"] = ["--decoder", "beam", "--lm", str(args.lm or tiny_lm())]
     rows = []
     for kind in args.speech or ["paused", "monologue"]:
         speech, _ = build_speech(kind, args.sentences, args.seed)
         audio = np.concatenate([np.zeros(int(args.lead_in_s * 16000), np.int16), speech])
-        print(f"{kind}: {args.sentences} sentences, {len(speech) / 16000:.1f} s after {args.lead_in_s:g} s of "
-              "silence, in real time", flush=True)
-        stamped, _ = run(model, audio, args.extra)
-        found = lags(stamped)
-        rows.append({"speech": kind, "words": len(found["final"]), "cues": sum(e["type"] == "cue" for _, e in stamped),
-                     **{f"{k}_p{q}": percentile(v, q) for k, v in found.items() for q in (50, 95)}})
-    columns = [("speech", "speech", ""), ("words", "words", "d"), ("cues", "cues", "d")]
-    for kind in ("partial", "stable", "final", "cue"):
-        columns += [(f"{kind}_p50", f"word→{kind} p50", ".2f"), (f"{kind}_p95", "p95", ".2f")]
-    print(f"\n{cpu_name()}, {os.cpu_count()} cores; {model.name}; seconds\n" + table(rows, columns))
+        for decoder, options in decoders.items():
+            print(f"{kind}, {decoder}: {args.sentences} sentences, {len(speech) / 16000:.1f} s after "
+                  f"{args.lead_in_s:g} s of silence, in real time", flush=True)
+            stamped, _ = run(model, audio, options + args.extra)
+            found = lags(stamped)
+            rows.append({"speech": kind, "decoder": decoder, "words": len(found["final"]),
+                         "cues": sum(e["type"] == "cue" for _, e in stamped),
+                         **{f"{k}_p{q}": percentile(v, q) for k, v in found.items() for q in (50, 95)}})
+            print(table(rows[-1:], columns()).splitlines()[-1], flush=True)
+    print(f"\n{cpu_name()}, {os.cpu_count()} cores; {model.name}; seconds\n" + table(rows, columns()))
     print(f"wrote {write_json('lag', {'model': str(model), 'extra': args.extra, 'lead_in_s': args.lead_in_s, 'rows': rows})}")
+
+
+def columns() -> list[tuple[str, str, str]]:
+    out = [("speech", "speech", ""), ("decoder", "decoder", ""), ("words", "words", "d"), ("cues", "cues", "d")]
+    for kind in ("partial", "stable", "final", "cue"):
+        out += [(f"{kind}_p50", f"word→{kind} p50", ".2f"), (f"{kind}_p95", "p95", ".2f")]
+    return out
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 
 from common import speech_audio, table, write_json, xlsr_export
 

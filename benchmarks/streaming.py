@@ -30,19 +30,23 @@ length changes, so the "words ≠" figure can be read.
 
     python benchmarks/streaming.py                        # tiny-nb accuracy + XLS-R-300M cost (int8)
     python benchmarks/streaming.py --sentences 30 --only 0 --wall
+    python benchmarks/streaming.py --model benchmarks/out/tiny-nb-onnx-fp32-* --only 0 --beam   # + beam search rows
+
+--beam adds a row per model and speech: the default settings with the incremental beam search and a language
+model (--lm, else tiny-nb's own, models/build_lm.py), against offline beam search with the same model.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import resource
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import REPO, cpu_name, default_tiny, table, write_json, xlsr_export
+from common import (build_speech, cpu_name, default_tiny, percentile, rss_mb, table, tiny_lm, write_json,
+                    xlsr_export)
 
 from streamer.core.events import Final, Partial, broken_promises
 from streamer.text.scoring import cer, edit_distance, wer
@@ -51,6 +55,7 @@ from streamer.backends.onnx import OnnxModel
 from streamer.core.stream import Recognizer, StreamSettings
 from streamer.captions.cues import CueWriter, LiveCues
 from streamer.core.windower import CommitSettings, WindowSettings
+from streamer.text.decoder import DecoderSettings
 from streamer.text.written import TextSettings
 
 BLOCK_SAMPLES = 1600  # 100 ms, as a microphone or browser delivers
@@ -82,27 +87,6 @@ SETTINGS = {  # name → settings; the first is the library's default
     "until 2026-11-30 (8 s windows)": dataclasses.replace(DEFAULT, window=WindowSettings(), commit=CommitSettings(
         left_ms=2000, right_ms=1000, hop_ms=5000, min_commit_ms=2000, pause_ms=300)),
 }
-
-
-def build_speech(kind: str, n_sentences: int, seed: int) -> tuple[np.ndarray, str]:
-    """int16 audio and its reference text: held-out sentences, paused or as one monologue."""
-    from models.synth import heldout_sentences, talk
-
-    rng = np.random.default_rng(seed)
-    sentences = heldout_sentences()
-    picked = [sentences[i] for i in sorted(rng.choice(len(sentences), n_sentences, replace=False))]
-    audio, reference = talk(picked, rng, (0.8, 1.6) if kind == "paused" else (0.0, 0.0))
-    return (np.clip(audio, -1, 1) * 32767).astype(np.int16), reference
-
-
-def rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class TextStageTimer:
@@ -225,18 +209,15 @@ def cue_lags(stamped: list) -> list[float]:
     return lags
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
-
-
 def words_differ(streamed: str, offline: str) -> float:
     return edit_distance(offline.split(), streamed.split()) / max(1, len(offline.split()))
 
 
-def offline_run(model: OnnxModel, audio: np.ndarray, timed: OnnxModel | None = None) -> dict:
+def offline_run(model: OnnxModel, audio: np.ndarray, timed: OnnxModel | None = None,
+                decoder: DecoderSettings = DecoderSettings(kind="greedy")) -> dict:
     """Offline's transcript, and its compute and model audio through the same replay as streaming."""
-    result = replay(Recognizer(model.info, OfflineSettings().stream_settings()), model, audio, paced=False,
-                    timed=timed)
+    result = replay(Recognizer(model.info, OfflineSettings(decoder=decoder).stream_settings()), model, audio,
+                    paced=False, timed=timed)
     text = " ".join(e.raw for _, e in result["events"] if isinstance(e, Final))
     return {"text": text, "compute_s": result["compute_s"], "model_audio_s": result["model_audio_s"]}
 
@@ -253,7 +234,12 @@ def run_setting(model: OnnxModel, speech: dict, name: str, settings: StreamSetti
     streamed = " ".join(f.raw for f in finals)
     lat = latencies(result["events"], speech["word_ends_s"])
     shown = timed or model
-    reference, offline = speech["reference"], speech["offline"][(model.model_dir, shown.model_dir)]
+    key = (model.model_dir, shown.model_dir)
+    if settings.decoder.kind == "beam":  # against offline beam search with the same language model
+        key += (settings.decoder.lm,)
+        if key not in speech["offline"]:
+            speech["offline"][key] = offline_run(model, speech["audio"], timed, settings.decoder)
+    reference, offline = speech["reference"], speech["offline"][key]
     trained = timed is None and is_trained(model)
     return {
         "model": shown.manifest["source"].split("/")[-1] + f" {shown.manifest['precision']}",
@@ -326,6 +312,9 @@ def main() -> None:
                         help="kinds of speech (default both)")
     parser.add_argument("--wall", action="store_true", help="also replay the default setting on the wall clock")
     parser.add_argument("--only", type=int, nargs="*", help="run only these rows of the settings table (0-based)")
+    parser.add_argument("--beam", action="store_true",
+                        help="also the default with beam search and a language model (trained models only)")
+    parser.add_argument("--lm", type=Path, help="with --beam: the language model (default: tiny-nb's own)")
     parser.add_argument("--own-windows", action="store_true",
                         help="also run each untrained model on the windows its own logits make")
     args = parser.parse_args()
@@ -366,6 +355,10 @@ def main() -> None:
                 print(show(rows[-1:]).splitlines()[-1], flush=True)
             if args.wall:
                 rows.append(run_setting(model, speech, names[0], SETTINGS[names[0]], paced=True, timed=timed))
+            if args.beam and timed is None and is_trained(model):
+                beam = dataclasses.replace(DEFAULT, decoder=DecoderSettings(kind="beam", lm=str(args.lm or tiny_lm())))
+                rows.append(run_setting(model, speech, f"beam search, width {beam.decoder.beam_width}", beam))
+                print(show(rows[-1:]).splitlines()[-1], flush=True)
     print(f"\n{cpu_name()}\n" + show(rows))
     text_cost = text_stage_cost(rows)
     print("\ntext stage: final latency p50 of the default (written form) minus the same replay with raw words, "

@@ -136,8 +136,8 @@ def to_int16(audio: np.ndarray, offset: float = 0.0) -> np.ndarray:
     return (np.clip(audio + offset, -1, 1) * 32767).astype(np.int16)
 
 
-def clean_finals(backend, audio: np.ndarray) -> list[dict]:
-    stream = Captioner(backend).stream()
+def clean_finals(backend, audio: np.ndarray, settings: StreamSettings = StreamSettings()) -> list[dict]:
+    stream = Captioner(backend, settings).stream()
     events = []
     for start in range(0, len(audio), 1600):
         events += stream.accept(audio[start:start + 1600])
@@ -234,10 +234,14 @@ def speech_file(folder: Path, lead_s: float = 4.0) -> Path:
     parts = [np.zeros(int(lead_s * 16000), np.int16)]
     for i, text in enumerate(INGEST_SENTENCES):
         parts += [read_audio(str(espeak(text, folder / f"{i}.wav"))), np.zeros(12000, np.int16)]
-    path = folder / "ingest.wav"
+    return wav_of(np.concatenate(parts), folder / "ingest.wav")
+
+
+def wav_of(audio: np.ndarray, path: Path) -> Path:
+    """int16 mono 16 kHz samples as a WAV file at path."""
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(np.concatenate(parts).tobytes())
+        f.writeframes(audio.astype(np.int16).tobytes())
     return path
 
 

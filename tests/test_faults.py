@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from streamer.backends.onnx import OnnxModel
+from streamer.core.stream import StreamSettings
+from streamer.text.decoder import DecoderSettings
 
 from helpers import NPSC, REPO, clean_finals, client, espeak, start_server
 from models import synth
@@ -81,16 +83,20 @@ def clips() -> list[np.ndarray]:
     return out
 
 
-def test_model_failures_and_a_failing_stream_cost_that_stream_alone(tiny_nb, clips, plugin_env):
-    server = start_server(tiny_nb, "--backend", "faultplugin:faulty", "--max-lag-s", 1000, env=plugin_env)
+@pytest.mark.parametrize("decoding", ["greedy", "beam"])
+def test_model_failures_and_a_failing_stream_cost_that_stream_alone(tiny_nb, clips, plugin_env, decoding, request):
+    """With beam search too: a stream's failure ends its beam search, the words it had are its last final."""
+    beam = ["--decoder", "beam", "--lm", str(request.getfixturevalue("tiny_nb_lm"))] if decoding == "beam" else []
+    settings = StreamSettings(decoder=DecoderSettings(kind="beam", lm=beam[-1])) if beam else StreamSettings()
+    server = start_server(tiny_nb, "--backend", "faultplugin:faulty", "--max-lag-s", 1000, *beam, env=plugin_env)
     try:
-        check_faults(server, tiny_nb, clips)
+        check_faults(server, tiny_nb, clips, settings)
     finally:
         if server.process.poll() is None:
             server.process.kill()
 
 
-def check_faults(server, tiny_nb, clips) -> None:
+def check_faults(server, tiny_nb, clips, settings: StreamSettings) -> None:
     readyz: list[int] = []
     done = threading.Event()
 
@@ -111,14 +117,15 @@ def check_faults(server, tiny_nb, clips) -> None:
         poller.join()
     model = OnnxModel(tiny_nb)
     for (messages, code), audio in zip(results[:3], clips[:3]):
-        assert [m for m in messages if m["type"] == "final"] == clean_finals(model, audio)
+        assert [m for m in messages if m["type"] == "final"] == clean_finals(model, audio, settings)
         assert not [m for m in messages if m["type"] == "error"] and messages[-1]["type"] == "end" and code == 1000
     messages, code = results[3]
     errors = [m for m in messages if m["type"] == "error"]
     assert [e["code"] for e in errors] == ["recognition_failed"] and messages[-1]["type"] == "end" and code == 1011
-    got, clean = [m for m in messages if m["type"] == "final"], clean_finals(model, clips[3])
+    got, clean = [m for m in messages if m["type"] == "final"], clean_finals(model, clips[3], settings)
     assert got[:-1] == clean[:max(0, len(got) - 1)] and len(got) < len(clean)
-    if got:  # the words committed when it failed: a prefix of the clean run's caption
+    if got and settings.decoder.kind != "beam":  # the words committed when it failed: a prefix of the clean
+        # run's caption (a beam search ended early may end its last words otherwise)
         assert clean[len(got) - 1]["raw"].split()[:len(got[-1]["raw"].split())] == got[-1]["raw"].split()
     assert readyz and set(readyz) == {200}
     assert 'streamer_refused_streams_total{reason="recognition_failed"} 1.0' in server.get("/metrics")[1]

@@ -41,7 +41,7 @@ def short_speech():
 def stream_events(model, audio, sizes=(1600,), lazy_every: int = 1, max_caption_s: float = 10.0,
                   decoder=None, written: bool = True) -> list:
     """Blocks of the given sizes (cycled); the requests are run after every lazy_every-th block only, as a
-    busy driver would. decoder: a BeamDecoder (None: greedy). written: the text stage on (else raw words)."""
+    busy driver would. decoder: a LexiconLM (None: greedy). written: the text stage on (else raw words)."""
     settings = StreamSettings(max_caption_s=max_caption_s, text=TextSettings(written=written))
     stream = Recognizer(model.info, settings, decoder).stream()
     blocks, position, k = [], 0, 0
@@ -64,9 +64,9 @@ def raw_words(events) -> list[str]:
 
 @pytest.fixture(scope="module")
 def beam(model, tiny_nb_lm):
-    from streamer.text.decoder import BeamDecoder, DecoderSettings
+    from streamer.text.incremental import load_lm
 
-    return BeamDecoder(model.vocab, model.geometry.frame_s, DecoderSettings("beam"), tiny_nb_lm)
+    return load_lm(model.vocab, tiny_nb_lm)
 
 
 @pytest.mark.parametrize("decoding", ["greedy", "beam"])

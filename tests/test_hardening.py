@@ -214,7 +214,7 @@ def test_connect_takes_the_address_serve_prints_and_says_why_a_stream_is_refused
 
 
 def test_a_language_model_that_is_not_one_is_one_line(tiny_export, spoken, tmp_path):
-    pytest.importorskip("pyctcdecode", reason="beam search needs the lm extra (.ci/run installs it)")
+    pytest.importorskip("flashlight.lib.text.decoder", reason="beam search needs the lm extra (.ci/run installs it)")
     garbage = tmp_path / "garbage.bin"
     garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 65536, dtype=np.uint8).tobytes())
     folder = tmp_path / "language_model"

@@ -10,8 +10,8 @@ from streamer.backends.onnx import OnnxModel
 from streamer.core.pcm import to_float32
 from streamer.errors import StreamerError
 from streamer.text.ctc import greedy_words, words_text
-from streamer.text.decoder import find_lm_file, read_unigrams
-from streamer.text.incremental import IncrementalBeam, IncrementalSettings, LexiconLM
+from streamer.text.decoder import DecoderSettings, find_lm_file, read_unigrams
+from streamer.text.incremental import IncrementalBeam, LexiconLM, load_lm
 from streamer.text.scoring import wer
 
 from models import synth
@@ -31,16 +31,20 @@ def piece(tiny_nb):
 
 @pytest.fixture(scope="module")
 def lexicon_lm(piece, tiny_nb_lm):
-    return LexiconLM(piece[0].vocab, find_lm_file(tiny_nb_lm), read_unigrams(tiny_nb_lm / "unigrams.txt"))
+    return load_lm(piece[0].vocab, tiny_nb_lm)
 
 
-def decode(lm, logits, sizes, settings=IncrementalSettings()) -> tuple[list, list]:
+def decode(lm, logits, sizes) -> tuple[list, list]:
     """Every stable word as it came, in blocks of the given sizes (cycled), and the end's words."""
-    beam, stable, position, k = IncrementalBeam(lm, settings), [], 0, 0
+    beam, stable, position, k = IncrementalBeam(lm), [], 0, 0
     while position < len(logits):
         stable += beam.feed(logits[position : position + sizes[k % len(sizes)]])
         position, k = position + sizes[k % len(sizes)], k + 1
     return stable, beam.end()
+
+
+def spans(words) -> list[tuple[str, int, int]]:
+    return [(w.word, w.first_frame, w.last_frame) for w in words]
 
 
 def test_beam_search_with_the_language_model_beats_greedy_and_settles_as_it_goes(piece, lexicon_lm):
@@ -53,6 +57,8 @@ def test_beam_search_with_the_language_model_beats_greedy_and_settles_as_it_goes
     frames = [(w.first_frame, w.last_frame) for w in stable + rest]
     assert all(a <= b for a, b in frames) and [a for a, _ in frames] == sorted(a for a, _ in frames)
     assert frames[-1][1] < len(logits)
+    assert all(a[1] < b[0] for a, b in zip(frames, frames[1:]))  # a word cut by a prune keeps its first letter
+    assert min(w.confidence for w in stable + rest) > 0.3
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -63,10 +69,28 @@ def test_any_blocks_give_the_words_of_one_beam_search(piece, lexicon_lm, sizes):
     _, logits, _ = piece
     stable, rest = decode(lexicon_lm, logits, sizes)
     whole_stable, whole_rest = decode(lexicon_lm, logits, [len(logits)])
-    assert stable + rest == whole_stable + whole_rest
-    assert stable == whole_stable[: len(stable)] or whole_stable == stable[: len(whole_stable)]
-    unpruned = decode(lexicon_lm, logits, [50], IncrementalSettings(lookback_frames=10**6))
-    assert [w.word for w in stable + rest] == [w.word for w in unpruned[0] + unpruned[1]]
+    assert spans(stable + rest) == spans(whole_stable + whole_rest)
+    assert np.allclose([w.confidence for w in stable + rest], [w.confidence for w in whole_stable + whole_rest],
+                       atol=1e-5)  # a softmax of one row and of many differ in the last bits
+    assert spans(stable) == spans(whole_stable)[: len(stable)] or spans(whole_stable) == spans(stable)[: len(whole_stable)]
+    unpruned = decode(load_lm(lexicon_lm.vocab, lexicon_lm.lm_file.parent, DecoderSettings(lookback_frames=10**6)),
+                      logits, [50])
+    _, _, reference = piece  # pruned as the stream core prunes, it is as accurate as a search that never prunes
+    assert wer([reference], [" ".join(w.word for w in stable + rest)]) <= wer(
+        [reference], [" ".join(w.word for w in unpruned[0] + unpruned[1])]) + 0.01
+
+
+def test_a_long_search_holds_a_bounded_buffer(piece, lexicon_lm):
+    """Three minutes of speech in one search (a monologue's segment): the decoder keeps about lookback_frames,
+    not the whole stream, and its words are still found as it goes."""
+    _, logits, _ = piece
+    beam, stable, held = IncrementalBeam(lexicon_lm), [], []
+    for _ in range(3):
+        for start in range(0, len(logits), 35):
+            stable += beam.feed(logits[start : start + 35])
+            held.append(beam.held_frames)
+    assert max(held) <= lexicon_lm.settings.lookback_frames + 150, max(held)  # flashlight cuts at a word start
+    assert len(stable) >= 0.9 * len(stable + beam.end())
 
 
 def test_a_word_outside_the_lexicon_comes_out_as_the_model_spells_it(piece, tiny_nb_lm):
@@ -91,4 +115,4 @@ def test_bad_language_models_and_settings_are_refused(piece, tmp_path):
     with pytest.raises(StreamerError, match="none of the language model's 1 words"):
         LexiconLM(model.vocab, bad, ["qwerty!"])
     with pytest.raises(StreamerError, match="must be at least 1"):
-        IncrementalSettings(lookback_frames=0)
+        DecoderSettings(lookback_frames=0)

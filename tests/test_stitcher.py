@@ -189,33 +189,21 @@ def test_caption_has_letters():
     assert caption.has_letters()
 
 
-class FakeDecoder:
-    """A beam decoder that spells each commit's frames by best path and counts its calls."""
+def test_a_beam_caption_holds_its_stable_words_timed_from_its_first_frame():
+    from streamer.text.incremental import BeamWord
 
-    def __init__(self):
-        self.calls = []
-
-    def decode(self, logits, state, ends_sentence):
-        self.calls.append((len(logits), state, ends_sentence))
-        ids = logits.argmax(axis=-1)
-        return words_from_path(ids, np.ones(len(ids), np.float32), VOCAB, FRAME_S), (state or 0) + 1
-
-
-def one_hot(ids: np.ndarray) -> np.ndarray:
-    return np.eye(len(VOCAB), dtype=np.float32)[ids]
-
-
-def test_caption_with_a_decoder_keeps_each_commits_words_timed_after_the_frames_before():
-    decoder = FakeDecoder()
-    caption = Caption(0, VOCAB, FRAME_S, decoder)
-    first, second = ids_of("_ja_ "), ids_of("_nei_ ")
-    state = caption.append(first, probs_of("_ja_ "), one_hot(first), None, ends_sentence=False)
-    state = caption.append(second, probs_of("_nei_ "), one_hot(second), state)
-    assert state == 2 and decoder.calls == [(5, None, False), (6, 1, True)]
-    assert [(w.word, w.start_s) for w in caption.words(1.0)] == [("ja", pytest.approx(1.02)),
-                                                                 ("nei", pytest.approx(1.12))]
-    words, stable = caption.partial(ids_of("_du"), probs_of("_du"))
-    assert words_text(stable) == "ja nei" and words_text(words) == "ja nei du"
+    caption = Caption(10, VOCAB, FRAME_S, beam=True)
+    assert not caption.has_letters() and caption.last_word_frame is None
+    caption.add_words([BeamWord("ja", 11, 12, 0.9), BeamWord("nei", 15, 18, 0.8)])
+    assert caption.has_letters() and caption.last_word_frame == 18
+    assert [(w.word, w.start_s, w.end_s, w.confidence) for w in caption.words(1.0)] == [
+        ("ja", pytest.approx(1.02), pytest.approx(1.06), 0.9), ("nei", pytest.approx(1.10), pytest.approx(1.18), 0.8)]
+    # the partial: the stable words, the beam's words not yet stable, then the tail frames' (from frame 25)
+    words, stable = caption.partial(ids_of("_du"), probs_of("_du"), 25, [BeamWord("vel", 20, 22, 0.5)])
+    assert words_text(stable) == "ja nei" and words_text(words) == "ja nei vel du"
+    assert words[-1].start_s == pytest.approx((25 + 1 - 10) * FRAME_S)
+    successor = caption.successor(19)
+    assert successor.beam and not successor.has_letters() and successor.first_frame == 19
 
 
 # ---- word ends and cuts

@@ -17,7 +17,7 @@ from ..core.vad import VadSettings
 from ..core.windower import WindowSettings
 from ..errors import StreamerError
 from ..export.loader import create_backend
-from ..text.decoder import DecoderSettings, read_hotwords
+from ..text.decoder import DECODERS, DEFAULT_WEIGHTS, DecoderSettings, read_hotwords
 from ..text.lexicon import read_forms_file
 from ..text.written import TextSettings
 
@@ -53,16 +53,24 @@ def add_runner_options(parser: argparse.ArgumentParser) -> None:
 
 def add_decoder_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "decoding", "greedy, or beam search with a KenLM language model and hotwords (pip install 'streamer[lm]' && "
-                    "pip install --no-deps pyctcdecode==0.5.0)")
-    group.add_argument("--decoder", choices=("greedy", "beam"), default="greedy",
-                       help="greedy (default), or beam search with the model's language_model/ or --lm")
+        "decoding", "greedy, or an incremental beam search with a KenLM language model and hotwords, at greedy's "
+                    "lag (pip install 'streamer[lm]': flashlight-text)")
+    group.add_argument("--decoder", choices=DECODERS, default="auto",
+                       help="auto (default): beam search when the model ships a language_model/ or --lm is given, "
+                            "greedy otherwise; greedy; or beam (an error without a language model)")
     group.add_argument("--lm", metavar="PATH", help="a language_model folder (attrs.json, unigrams.txt, a KenLM "
-                                                   ".bin/.arpa) or a KenLM file, for --decoder beam")
-    group.add_argument("--alpha", type=float, help="language model weight (default: the LM's attrs.json, else 0.5)")
-    group.add_argument("--beta", type=float, help="word insertion bonus (default: the LM's attrs.json, else 1.5)")
+                                                   ".bin/.arpa) or a KenLM file (its 1-grams are the lexicon)")
+    weights = DEFAULT_WEIGHTS
+    group.add_argument("--alpha", type=float,
+                       help=f"language model weight (default: the LM's attrs.json, else {weights['alpha']})")
+    group.add_argument("--beta", type=float,
+                       help=f"word insertion bonus (default: the LM's attrs.json, else {weights['beta']})")
+    group.add_argument("--unk-score-offset", type=float, metavar="LOG10",
+                       help="score of a word outside the LM's vocabulary, spelled as the model hears it (default: "
+                            f"the LM's attrs.json, else {weights['unk_score_offset']})")
     beam_width = DecoderSettings().beam_width
-    group.add_argument("--beam-width", type=int, default=beam_width, help=f"beams kept (default {beam_width})")
+    group.add_argument("--beam-width", type=int, default=beam_width,
+                       help=f"beams kept (default {beam_width}; CPU grows with it, see benchmarks/RESULTS.md)")
     group.add_argument("--hotwords", type=Path, metavar="FILE",
                        help="phrases to favour, one a line, each optionally followed by its weight (default 10)")
 
@@ -89,10 +97,10 @@ def text_settings(args: argparse.Namespace):
 def decoder_settings(args: argparse.Namespace):
 
     if args.decoder == "greedy" and (args.lm or args.hotwords):
-        raise StreamerError("--lm and --hotwords are for beam search: add --decoder beam")
+        raise StreamerError("--lm and --hotwords are for beam search: leave out --decoder greedy")
     hotwords = read_hotwords(args.hotwords) if args.hotwords else ()
-    return DecoderSettings(kind=args.decoder, lm=args.lm, alpha=args.alpha, beta=args.beta, beam_width=args.beam_width,
-                           hotwords=hotwords)
+    return DecoderSettings(kind=args.decoder, lm=args.lm, alpha=args.alpha, beta=args.beta,
+                           unk_score_offset=args.unk_score_offset, beam_width=args.beam_width, hotwords=hotwords)
 
 
 def add_stream_options(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 from .pcm import to_float32
 from .stitcher import Caption, FrameTrack, cut_between_words
 from .vad import SpeechAudio
+from ..text.incremental import IncrementalBeam
 from .windower import CommitPass, PartialPass, Window, kept_frames
 
 
@@ -101,10 +102,10 @@ class Segment:
     """One VAD speech segment being recognized: its audio, pauses, both passes and its open caption."""
 
     def __init__(self, index: int, start_sample: int, info, settings, decoder=None):
-        """info: the model's ModelInfo; settings: StreamSettings; decoder: a BeamDecoder, or None for greedy
-        decoding."""
+        """info: the model's ModelInfo; settings: StreamSettings; decoder: a LexiconLM (the segment runs one
+        incremental beam search over it), or None for greedy decoding."""
         self.index, self.start_sample = index, start_sample
-        self.stride, self.vocab = info.geometry.stride_samples, info.vocab
+        self.stride, self.vocab, self.frame_s = info.geometry.stride_samples, info.vocab, info.geometry.frame_s
         self.audio = AudioBuffer()
         self.pauses = PauseFinder(None if settings.commit.pause_ms is None
                                   else settings.commit.pause_ms * info.geometry.sample_rate // 1000,
@@ -112,8 +113,9 @@ class Segment:
         self.partials = None if settings.window is None else PartialPass(settings.window, info.geometry)
         self.commits = CommitPass(settings.commit, info.geometry)
         self.track = FrameTrack(info.vocab.delimiter_id)  # first-pass frames
-        self.caption = Caption(0, info.vocab, info.geometry.frame_s, decoder)
-        self.lm_state = None  # a beam decoder's language model state after the words committed so far
+        self.caption = Caption(0, info.vocab, info.geometry.frame_s, beam=decoder is not None)
+        self.lm = decoder
+        self.beam = None if decoder is None else IncrementalBeam(decoder)  # fed each commit's frames once
         self.commit: Request | None = None  # the next commit, until it is delivered
         self.commit_taken = False
         self.ended = False
@@ -160,6 +162,7 @@ class Segment:
             return "done" if self.ended else "waiting"
         if window.kind == "final" and self.pauses.voiced_end <= window.keep_from:
             self.commits.advance(self.length)
+            self.finish_beam()
             return "silent"
         self.commit, self.commit_taken = self.request(window), False
         return "waiting"
@@ -204,7 +207,9 @@ class Segment:
         self.decoded_end = max(self.decoded_end, window.end_sample)
         first, last = kept_frames(window, len(ids), self.stride)
         self.commit = None
-        if window.kind == "commit":
+        if window.kind == "commit" and self.beam is not None:  # the beam search carries words across its feeds:
+            cut, at_word_boundary = last, False  # every kept frame is committed (a caption ends after a stable word)
+        elif window.kind == "commit":
             cut = self._cut_in_speech(window, ids, probs, first, last)
             if cut is None and self.vocab.text_mask()[ids[first:last]].any() and self.commits.postpone(window):
                 self.show_tail(window, window.keep_from, ids[first:], probs[first:])
@@ -214,16 +219,44 @@ class Segment:
             at_word_boundary, cut = cut is not None, last if cut is None else cut
         else:  # a pause is silence, a final the end of the speech: both end words
             cut, at_word_boundary = last, True
-        self.lm_state = self.caption.append(ids[first:cut], probs[first:cut], logits[first:cut], self.lm_state,
-                                            ends_sentence=window.kind != "commit")
         cut_sample = self.length if window.kind == "final" else window.start_sample + cut * self.stride
-        if window.kind != "final" and self.caption.first_frame + self.caption.n_frames != cut_sample // self.stride:
-            raise AssertionError(f"committed frames end at {self.caption.first_frame + self.caption.n_frames}, "
-                                 f"the cut at frame {cut_sample // self.stride}")
+        if self.beam is None:
+            self.caption.append(ids[first:cut], probs[first:cut])
+            committed_end = self.caption.first_frame + self.caption.n_frames
+        else:
+            self._decode(window.kind, logits[first:cut])
+            committed_end = self.beam.fed_frames
+        if window.kind != "final" and committed_end != cut_sample // self.stride:
+            raise AssertionError(f"committed frames end at {committed_end}, the cut at frame {cut_sample // self.stride}")
         self._advance(cut_sample)
         if window.kind == "commit":  # its right context: the partial's tail
             self.show_tail(window, cut_sample, ids[cut:], probs[cut:])
         return cut_sample, at_word_boundary
+
+    def _decode(self, kind: str, logits: np.ndarray) -> None:
+        """Committed frames into the beam search; the words that became stable into the caption. A pause or the
+        end of the segment ends the search, every word so far stable; after a pause a new one starts."""
+        words = self.beam.feed(logits)
+        if kind != "commit":
+            words += self.beam.end()
+        if kind == "pause":
+            self.beam = IncrementalBeam(self.lm, first_frame=self.beam.fed_frames)
+        self.caption.add_words(words)
+
+    def finish_beam(self) -> None:
+        """The segment ends without more frames (in silence, or the stream failed): the beam search's words
+        not yet stable become the caption's."""
+        if self.beam is not None:
+            self.caption.add_words(self.beam.end())
+
+    def beam_tail(self) -> list:
+        """The best beam's words that are not yet stable (none with greedy decoding)."""
+        return [] if self.beam is None else self.beam.tail()
+
+    @property
+    def committed_frame(self) -> int:
+        """The segment's frames before this are committed."""
+        return self.commits.committed_end // self.stride
 
     def _cut_in_speech(self, window: Window, ids: np.ndarray, probs: np.ndarray, first: int, last: int,
                        sure: bool = True) -> int | None:

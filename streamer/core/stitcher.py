@@ -2,8 +2,8 @@
 
 Pure: best-path ids and probabilities in, words out. ``FrameTrack`` holds the first pass's frames by
 frame index (a later window overwrites the tail of an earlier one). ``Caption`` holds the committed
-frames of the caption being spoken: they only ever grow, so the text they spell (the stable text)
-is a prefix of every later partial and of the caption's final.
+frames of the caption being spoken (or, with beam search, its stable words): they only ever grow, so
+the text they spell (the stable text) is a prefix of every later partial and of the caption's final.
 """
 
 from __future__ import annotations
@@ -52,14 +52,15 @@ class FrameTrack:
 
 
 class Caption:
-    """The committed frames of one caption, from its first frame on. With a beam decoder each commit's
-    frames are decoded when they are committed and their words kept as they are: the stable text."""
+    """One caption being spoken, from its first frame on. Greedy: its committed frames, which only ever grow,
+    so the text they spell (the stable text) is a prefix of every later partial and of the final. Beam search
+    (beam True): the segment's beam search's stable words as they settle, never revised."""
 
-    def __init__(self, first_frame: int, vocab: Vocabulary, frame_s: float, decoder=None):
-        self.first_frame, self.vocab, self.frame_s, self.decoder = first_frame, vocab, frame_s, decoder
+    def __init__(self, first_frame: int, vocab: Vocabulary, frame_s: float, beam: bool = False):
+        self.first_frame, self.vocab, self.frame_s, self.beam = first_frame, vocab, frame_s, beam
         self._ids: list[np.ndarray] = []
         self._probs: list[np.ndarray] = []
-        self._words: list[Word] = []  # beam search's, times from the caption's first frame
+        self._words: list = []  # beam search's stable words (BeamWord, segment frames)
         self.n_frames = 0
         self.number: int | None = None  # caption number in the stream, given with its first text
         self.shown = ""  # the last partial text sent
@@ -77,24 +78,26 @@ class Caption:
 
     def successor(self, first_frame: int) -> "Caption":
         """The next caption, from first_frame on."""
-        return Caption(first_frame, self.vocab, self.frame_s, self.decoder)
+        return Caption(first_frame, self.vocab, self.frame_s, self.beam)
 
     def restart_at(self, first_frame: int) -> None:
         """Forget the frames committed so far (they spell nothing); the caption keeps its number and shown text."""
         self.first_frame, self._ids, self._probs, self._words, self.n_frames = first_frame, [], [], [], 0
 
-    def append(self, ids: np.ndarray, probs: np.ndarray, logits: np.ndarray | None = None, state=None,
-               ends_sentence: bool = True):
-        """Commit frames (and, with a beam decoder, their logits, decoded from the language model's state
-        after what came before); returns that state after them."""
-        if self.decoder is not None:
-            words, state = self.decoder.decode(logits, state, ends_sentence)
-            offset = self.n_frames * self.frame_s
-            self._words += [Word(w.word, w.start_s + offset, w.end_s + offset, w.confidence) for w in words]
+    def append(self, ids: np.ndarray, probs: np.ndarray) -> None:
+        """Commit frames (greedy decoding: they spell the caption's words)."""
         self._ids.append(ids)
         self._probs.append(probs)
         self.n_frames += len(ids)
-        return state
+
+    def add_words(self, words: list) -> None:
+        """Beam search's words that became stable (BeamWord, in the segment's frames)."""
+        self._words += words
+
+    @property
+    def last_word_frame(self) -> int | None:
+        """The last frame of the last stable word (beam search), None before it has one."""
+        return self._words[-1].last_frame if self._words else None
 
     def frames(self) -> tuple[np.ndarray, np.ndarray]:
         if len(self._ids) > 1:
@@ -102,22 +105,34 @@ class Caption:
         return (self._ids[0], self._probs[0]) if self._ids else (EMPTY_IDS, EMPTY_PROBS)
 
     def words(self, offset_s: float = 0.0) -> list[Word]:
-        """Committed words; times from offset_s at the caption's first frame."""
-        if self.decoder is not None:
-            return [Word(w.word, w.start_s + offset_s, w.end_s + offset_s, w.confidence) for w in self._words]
+        """Stable words; times from offset_s at the caption's first frame."""
+        if self.beam:
+            return self._beam_words(self._words, offset_s)
         ids, probs = self.frames()
         return words_from_path(ids, probs, self.vocab, self.frame_s, offset_s)
 
+    def _beam_words(self, words: list, offset_s: float = 0.0) -> list[Word]:
+        """BeamWords as Words, a word starting at its first letter and ending after its last letter's frame."""
+        frame_s, first = self.frame_s, self.first_frame
+        return [Word(w.word, max(0, w.first_frame - first) * frame_s + offset_s,
+                     max(1, w.last_frame + 1 - first) * frame_s + offset_s, w.confidence) for w in words]
+
     def has_letters(self) -> bool:
+        if self.beam:
+            return bool(self._words)
         ids, _ = self.frames()
         return bool(self.vocab.text_mask()[ids].any()) if len(ids) else False
 
-    def partial(self, tail_ids: np.ndarray, tail_probs: np.ndarray) -> tuple[list[Word], list[Word]]:
-        """Words of the committed frames followed by tail frames, and the committed frames' own words (the
-        stable ones). Committed frames never change, so the stable text stays a prefix of the partial's."""
-        if self.decoder is not None:  # beam-searched words, then the tail's (a commit ends between words)
-            stable = list(self._words)
-            return stable + words_from_path(tail_ids, tail_probs, self.vocab, self.frame_s), stable
+    def partial(self, tail_ids: np.ndarray, tail_probs: np.ndarray, tail_frame: int | None = None,
+                beam_tail: list = ()) -> tuple[list[Word], list[Word]]:
+        """The partial's words and the stable ones among them: the stable words, then (beam search) the best
+        beam's words not yet stable, then the words of the tail frames, which start at segment frame
+        tail_frame (greedy decoding: where the committed frames end). Stable words never change, so the stable text stays a prefix of the partial's."""
+        if self.beam:
+            stable = self.words()
+            tail = words_from_path(tail_ids, tail_probs, self.vocab, self.frame_s,
+                                   (tail_frame - self.first_frame) * self.frame_s)
+            return stable + self._beam_words(beam_tail) + tail, stable
         ids, probs = self.frames()
         stable = words_from_path(ids, probs, self.vocab, self.frame_s)
         words = words_from_path(np.concatenate([ids, tail_ids]), np.concatenate([probs, tail_probs]),

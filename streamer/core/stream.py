@@ -30,7 +30,8 @@ import numpy as np
 
 from ..model.geometry import SAMPLE_RATE
 from ..text.ctc import Word, best_path, words_text
-from ..text.decoder import DecoderSettings, make_decoder
+from ..text.decoder import DecoderSettings
+from ..text.incremental import make_decoder
 from ..errors import StreamerError
 from .events import Error, Final, Partial
 from .pcm import PcmInput
@@ -95,12 +96,10 @@ class Recognizer:
 
     def __init__(self, info, settings: StreamSettings = StreamSettings(), decoder=None):
         """info: the model's ModelInfo (geometry, vocab, manifest; an OnnxModel has them too); decoder: a
-        BeamDecoder to share (its language model loaded once); by default the one settings.decoder asks
-        for is made here (None for greedy decoding)."""
+        LexiconLM to share (its language model loaded once); by default the one settings.decoder asks for is
+        made here (None for greedy decoding). Each speech segment runs one incremental beam search over it."""
         self.info, self.settings = info, settings
         self.decoder = decoder if decoder is not None else make_decoder(info, settings.decoder)
-        if self.decoder is not None:
-            self.settings = replace(settings, commit=settings.commit.for_beam_search())
         self.writer = make_writer(settings.text, settings.decoder.hotwords)
 
     def stream(self, sample_rate: int = SAMPLE_RATE) -> "Stream":
@@ -187,8 +186,8 @@ class Stream:
         events = []
         for segment in sorted(self._segments.values(), key=lambda s: s.index):
             try:
-                cut = (segment.caption.first_frame + segment.caption.n_frames) * segment.stride
-                events += self._end_caption(segment, cut, at_pause=False)
+                segment.finish_beam()
+                events += self._end_caption(segment, segment.committed_frame * segment.stride, at_pause=False)
             except Exception:  # noqa: BLE001 - the state that failed cannot make a final: keep what was sent
                 break
         return [event for event in events if isinstance(event, Final)]
@@ -278,6 +277,8 @@ class Stream:
 
     def _caption_after_commit(self, segment: Segment, kind: str, at_word_boundary: bool, cut_sample: int) -> list:
         caption = segment.caption
+        if segment.beam is not None and kind == "commit":
+            return self._beam_caption_after_commit(segment, cut_sample)
         length_s = (cut_sample - caption.first_frame * segment.stride) / self._rate
         long_enough = length_s >= self.settings.max_caption_s
         # a caption that found no word boundary for twice its length holds no speech (music, noise): cut it anyway
@@ -287,10 +288,22 @@ class Stream:
             segment.restart_caption(cut_sample)  # only silence so far: the caption starts later
         return self._partial(segment)
 
-    def _end_caption(self, segment: Segment, cut_sample: int, at_pause: bool) -> list:
+    def _beam_caption_after_commit(self, segment: Segment, cut_sample: int) -> list:
+        """Beam search in running speech: a caption ends right after a stable word once it is long enough, so
+        where it ends never changes a word (the words after it are still being searched)."""
+        caption, tail = segment.caption, segment.beam_tail()
+        last = caption.last_word_frame
+        if last is not None and (last + 1 - caption.first_frame) * segment.frame_s >= self.settings.max_caption_s:
+            return self._end_caption(segment, (last + 1) * segment.stride, at_pause=False, tail=tail)
+        if last is None and not tail:
+            segment.restart_caption(cut_sample)  # nothing spelled so far: the caption starts later
+        return self._partial(segment, tail)
+
+    def _end_caption(self, segment: Segment, cut_sample: int, at_pause: bool, tail: list | None = None) -> list:
         """The caption's final (or, when it holds no words, a partial that clears what was shown); the
         next caption starts at the cut. at_pause: it ends at a pause or the end of speech (a sentence may
-        end there), not in running speech."""
+        end there), not in running speech. tail: with beam search in running speech, the best beam's words
+        after the cut: the next caption's partial shows them at once."""
         caption = segment.caption
         start_s = (segment.start_sample + caption.first_frame * segment.stride) / self._rate
         end_s = (segment.start_sample + cut_sample) / self._rate
@@ -299,13 +312,15 @@ class Stream:
         if words:
             number = self._number(caption)
             written, raw = self.text.final(number, words, at_pause)
-            return [Final(number, written, start_s, end_s, raw)]
+            return [Final(number, written, start_s, end_s, raw)] + (self._partial(segment, tail) if tail else [])
         self.text.cleared(caption.number)
         return [Partial(caption.number, "", 0, start_s, end_s)] if caption.shown else []
 
-    def _partial(self, segment: Segment) -> list:
-        caption = segment.caption
-        words, stable = caption.partial(*segment.track.since(caption.first_frame + caption.n_frames))
+    def _partial(self, segment: Segment, beam_tail: list | None = None) -> list:
+        """The open caption's partial; beam_tail: the beam's words not yet stable, when already at hand."""
+        caption, frame = segment.caption, segment.committed_frame
+        beam_tail = segment.beam_tail() if beam_tail is None else beam_tail
+        words, stable = caption.partial(*segment.track.since(frame), frame, beam_tail)
         raw = words_text(words)
         if not caption.show(raw):
             return []

@@ -20,12 +20,11 @@ on how the audio arrived. Right context shorter than the model needs for its las
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..errors import StreamerError
 from ..model.geometry import FRAME_MS, FrameGeometry
 
-BEAM_COMMIT_MS = 6000  # with beam search, commits in speech run every 6 s and cut at least half of that on
 MAX_WORD_MS = 3000  # a commit in speech waits for a word to end at most this long past the committed end
 RETRY_MS = 340  # a commit that found no word end to cut at runs again when this much more audio came (or a
 # hop, when shorter): a word end the model was unsure of is often sure a few frames later, and waiting a
@@ -87,17 +86,6 @@ class CommitSettings:
     @property
     def window_ms(self) -> int:
         return self.left_ms + self.hop_ms + self.right_ms
-
-    def for_beam_search(self) -> "CommitSettings":
-        """Commits every BEAM_COMMIT_MS, cut at the last word end in its second half: a beam search decodes
-        each commit's words with the language model as they are committed, keeping only the best beam at
-        the cut, and shorter commits lose accuracy (pooled over three monologues, WER against offline's:
-        +13% at 2–4 s, +6% at 4 s, equal at 6 s; benchmarks/RESULTS.md). Offline chunks (min_commit_ms
-        None) are left as they are."""
-        if self.min_commit_ms is None:
-            return self
-        return replace(self, hop_ms=max(self.hop_ms, BEAM_COMMIT_MS),
-                       min_commit_ms=max(self.min_commit_ms, BEAM_COMMIT_MS // 2))
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from ..core.stream import Recognizer, StreamSettings
 from ..driver.batcher import Batcher, BatchSettings
 from ..errors import StreamerError
 from ..sources.live import IngestSettings, LiveSource
-from ..text.decoder import make_decoder
+from ..text.incremental import make_decoder
 from .broadcast import Broadcast, run_ingest, serve_viewer
 from .connections import StreamConnections
 from .http import Routes, check_origins, metrics_listener

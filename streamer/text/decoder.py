@@ -1,27 +1,20 @@
-"""CTC decoders: greedy (``streamer.text.ctc``) or beam search with a KenLM n-gram language model and hotwords.
+"""Decoder settings and language model files: greedy decoding (``streamer.text.ctc``) or beam search with a
+KenLM n-gram language model and hotwords (``streamer.text.incremental``, flashlight-text's decoder).
 
-Beam search is pyctcdecode's, over KenLM (ARPA or binary). The language model is a Hugging Face
-`language_model/` folder (attrs.json with alpha, beta, unk_score_offset and score_boundary;
-unigrams.txt; an .arpa, .arpa.gz or .bin file), as NbAiLab/XLSR-300M-bokmaal ships it, or a single
-KenLM file. Hotwords are phrases with optional weights: their words score higher while being
-spelled and once spelled, so names come out as written. Special tokens (``<s>``, ``[UNK]``) are
-folded into the blank before decoding. Word times come from the frames: a word starts at its first
-letter and ends after its last letter's last frame, as greedy decoding's words do.
+The language model is a Hugging Face `language_model/` folder (attrs.json with alpha, beta and
+unk_score_offset; unigrams.txt; an .arpa, .arpa.gz or .bin file), as NbAiLab/XLSR-300M-bokmaal ships it,
+or a single KenLM file, whose 1-grams are then its word list. alpha, beta and the unknown-word offset mean
+what they mean in attrs.json (pyctcdecode's convention: alpha weighs the language model's log10
+probabilities in natural-log units, beta is added per word), so a checkpoint's tuned values carry over.
 
-pyctcdecode 0.5.0 (its last release) declares numpy<2 but decodes correctly on numpy 2, so it is
-installed without its dependencies: ``pip install -e '.[lm]' && pip install --no-deps pyctcdecode==0.5.0``
-(the ``lm`` extra brings kenlm and pygtrie); the default install never touches numpy.
-
-Loading is quiet: kenlm writes a progress bar for every ARPA file it reads (from C++, to file descriptor 2)
-and pyctcdecode logs what it guesses about the alphabet; both are kept from the terminal, while anything
-else they write (a warning about the model, an error) still reaches it.
+Loading is quiet: KenLM writes a progress bar for every ARPA file it reads (from C++, to file descriptor 2);
+it is kept from the terminal, while anything else written meanwhile (a warning, an error) still reaches it.
 """
 
 from __future__ import annotations
 
-import copy
+import gzip
 import json
-import logging
 import os
 import re
 import sys
@@ -30,33 +23,45 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from .ctc import Word, best_path, folded_log_probs
 from ..errors import StreamerError
-from ..model.vocab import Vocabulary
 
-DECODERS = ("greedy", "beam")
+DECODERS = ("auto", "greedy", "beam")
 LM_FILES = ("*.bin", "*.binary", "*.arpa", "*.arpa.gz")
-KENLM_BAR = re.compile(r"-+5-+10-[-0-9]*|\*+")  # the ruler and the stars of kenlm's progress bar
+KENLM_BAR = re.compile(r"-+5-+10-[-0-9]*|\*+")  # the ruler and the stars of KenLM's progress bar
 KENLM_HINT = "Loading the LM will be faster if you build a binary file."
-INSTALL = "pip install 'streamer[lm]' && pip install --no-deps pyctcdecode==0.5.0"
+DEFAULT_WEIGHTS = {"alpha": 0.5, "beta": 1.5, "unk_score_offset": -10.0}  # attrs.json's keys; a folder's own win
 
 
 @dataclass(frozen=True)
 class DecoderSettings:
-    kind: str = "greedy"  # greedy or beam
+    kind: str = "auto"  # auto (beam search when there is a language model, greedy otherwise), greedy or beam
     lm: str | None = None  # a language_model folder or a KenLM file; None: the model's own, if it has one
-    alpha: float | None = None  # language model weight (None: attrs.json's, else 0.5)
-    beta: float | None = None  # word insertion bonus (None: attrs.json's, else 1.5)
-    beam_width: int = 32
+    alpha: float | None = None  # language model weight (None: attrs.json's, else DEFAULT_WEIGHTS')
+    beta: float | None = None  # word insertion bonus (None: attrs.json's, else DEFAULT_WEIGHTS')
+    unk_score_offset: float | None = None  # log10 score added for a word outside the lexicon (None: as above)
+    beam_width: int = 32  # beams kept (benchmarks/decoder.py: CPU grows with it, accuracy settles by 32)
+    beam_threshold: float = 25.0  # beams this far (natural log) below the best are dropped
+    agree_margin: float = 5.0  # a word is stable once every beam within this (natural log) of the best holds it
+    lookback_frames: int = 25  # a word this many frames old is stable as the best beam has it (0.5 s at 20 ms):
+    # the two trade stable lag against accuracy (benchmarks/RESULTS.md, issue 29)
+    settle_frames: int = 5  # stable words are taken (and old beams pruned) at every multiple of this many
+    # frames of a segment: at the same frames however they were fed, so the words are the same too
     hotwords: tuple[tuple[str, float], ...] = ()  # (phrase, weight)
 
     def __post_init__(self) -> None:
         if self.kind not in DECODERS:
             raise StreamerError(f"decoder {self.kind!r} is not one of {', '.join(DECODERS)}")
-        if self.beam_width < 1:
-            raise StreamerError(f"beam_width must be at least 1, not {self.beam_width}")
+        if min(self.beam_width, self.lookback_frames, self.settle_frames) < 1:
+            raise StreamerError(f"beam_width, lookback_frames and settle_frames must be at least 1, not "
+                                f"{self.beam_width}, {self.lookback_frames}, {self.settle_frames}")
+        if not (self.beam_threshold > 0 and self.agree_margin >= 0):
+            raise StreamerError(f"beam_threshold must be more than 0 and agree_margin at least 0, not "
+                                f"{self.beam_threshold}, {self.agree_margin}")
+
+    def weights(self, attrs: dict) -> tuple[float, float, float]:
+        """alpha, beta and unk_score_offset: these settings', else attrs.json's, else DEFAULT_WEIGHTS'."""
+        given = {"alpha": self.alpha, "beta": self.beta, "unk_score_offset": self.unk_score_offset}
+        return tuple(float(given[k] if given[k] is not None else attrs.get(k, DEFAULT_WEIGHTS[k])) for k in given)
 
 
 def read_hotwords(path: Path, default_weight: float = 10.0) -> tuple[tuple[str, float], ...]:
@@ -83,115 +88,11 @@ def read_hotwords(path: Path, default_weight: float = 10.0) -> tuple[tuple[str, 
     return tuple(phrases)
 
 
-class HotwordScorer:
-    """pyctcdecode's hotword scoring, with a weight per phrase: a word of a phrase scores its weight when
-    spelled whole, and in proportion while being spelled."""
-
-    def __init__(self, hotwords: tuple[tuple[str, float], ...]):
-        from pygtrie import CharTrie
-
-        self._weights: dict[str, float] = {}
-        for phrase, weight in hotwords:
-            for word in phrase.lower().split():
-                self._weights[word] = max(weight, self._weights.get(word, weight))
-        words = sorted(self._weights, key=len, reverse=True)
-        self._pattern = re.compile("|".join(rf"(?<!\S){re.escape(w)}(?!\S)" for w in words) if words else r"^\b$")
-        self._trie = CharTrie.fromkeys(sorted(self._weights, key=len))
-
-    def __contains__(self, item: str) -> bool:
-        return bool(self._trie.has_node(item))
-
-    def score(self, text: str) -> float:
-        return sum(self._weights[match] for match in self._pattern.findall(text))
-
-    def score_partial_token(self, token: str) -> float:
-        if token not in self:
-            return 0.0
-        shortest = next(self._trie.iterkeys(token, shallow=True))
-        return self._weights[shortest] * len(token) / len(shortest)
-
-
 def find_lm_file(folder: Path) -> Path:
     found = [p for pattern in LM_FILES for p in sorted(folder.glob(pattern))]
     if not found:
         raise StreamerError(f"{folder} holds no KenLM model: expected one of {', '.join(LM_FILES)}")
     return found[0]
-
-
-class BeamDecoder:
-    """Beam search with a language model; one per process (the model is loaded once), used by every stream."""
-
-    def __init__(self, vocab: Vocabulary, frame_s: float, settings: DecoderSettings, lm_path: Path):
-        try:
-            import kenlm
-            from pyctcdecode.alphabet import Alphabet
-            from pyctcdecode.decoder import BeamSearchDecoderCTC
-            from pyctcdecode.language_model import LanguageModel
-        except ImportError as exc:
-            raise StreamerError(f"beam search needs pyctcdecode and kenlm ({exc.name} is missing): {INSTALL}") from None
-        self.vocab, self.frame_s, self.settings = vocab, frame_s, settings
-        lm_path = Path(lm_path)
-        attrs, unigrams = {}, None
-        if lm_path.is_dir():
-            attrs = read_attrs(lm_path / "attrs.json")
-            unigrams = read_unigrams(lm_path / "unigrams.txt")
-            lm_path = find_lm_file(lm_path)
-        elif not lm_path.is_file():
-            raise StreamerError(f"{lm_path}: no such language model (a language_model folder or a KenLM file)")
-        try:
-            with kenlm_output_filtered(lm_path):
-                kenlm_model = kenlm.Model(str(lm_path))
-        except (OSError, RuntimeError, ValueError) as exc:  # ValueError: kenlm decoding a binary that is not one
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise StreamerError(f"{lm_path} is not a KenLM language model (ARPA or binary): {first}") from None
-        # columns the decoder sees: letters, the word delimiter (a space), and the blank (specials folded in)
-        self.letters = [i for i in range(len(vocab)) if vocab.is_text(i)]
-        labels = [vocab.tokens[i] for i in self.letters] + [" ", ""]
-        lm_settings = dict(alpha=pick(settings.alpha, attrs, "alpha", 0.5), beta=pick(settings.beta, attrs, "beta", 1.5),
-                           unk_score_offset=float(attrs.get("unk_score_offset", -10.0)))
-        with library_log_above("pyctcdecode", logging.INFO):
-            alphabet = Alphabet.build_alphabet(labels)
-            self._lm = LanguageModel(kenlm_model, unigrams, **lm_settings,
-                                     score_boundary=bool(attrs.get("score_boundary", True)))
-        self.alpha, self.beta = self._lm.alpha, self._lm.beta
-        self._decoder = BeamSearchDecoderCTC(alphabet, self._lm)
-        # the same model for stretches that stop inside a sentence: no end-of-sentence score at their end (a copy
-        # that shares the loaded model and word list: built once, and its warnings said once)
-        open_lm = copy.copy(self._lm)
-        open_lm.reset_params(score_boundary=False)
-        self._open = BeamSearchDecoderCTC(alphabet, open_lm)
-        self._hotwords = HotwordScorer(settings.hotwords)
-        self.lm_path = lm_path
-
-    def log_probs(self, logits: np.ndarray) -> np.ndarray:
-        """Log-softmax over the decoder's columns: letters, delimiter, and the blank with every special token."""
-        logp = folded_log_probs(logits, self.vocab)
-        return np.column_stack([logp[:, self.letters], logp[:, self.vocab.delimiter_id],
-                                logp[:, self.vocab.blank_id]]).astype(np.float32)
-
-    def decode(self, logits: np.ndarray, state=None, ends_sentence: bool = True) -> tuple[list[Word], object]:
-        """Words of logits (times from its first frame) and the language model state after them, to carry
-        into the next stretch of the same speech (state None: the start of a sentence). A stretch that stops
-        inside speech (ends_sentence False) gets no end-of-sentence score."""
-        if len(logits) == 0:
-            return [], state
-        decoder = self._decoder if ends_sentence else self._open
-        beams = decoder._decode_logits(  # the public decode_beams takes one weight for all hotwords
-            self.log_probs(logits), beam_width=self.settings.beam_width, beam_prune_logp=-10.0, token_min_logp=-5.0,
-            prune_history=False, hotword_scorer=self._hotwords,
-            lm_start_state=state if state is not None else self._lm.get_start_state())
-        end_state, frames = beams[0][1], beams[0][2]
-        ids, probs = best_path(logits)
-        letters = self.vocab.text_mask()[ids]
-        words = []
-        for k, (word, (start, end)) in enumerate(frames):
-            limit = frames[k + 1][1][0] if k + 1 < len(frames) else len(ids)
-            spelled = np.flatnonzero(letters[start:limit])
-            last = start + (spelled[-1] if len(spelled) else max(0, end - 1 - start))
-            peaks = probs[start : last + 1][letters[start : last + 1]]
-            confidence = float(peaks.mean()) if len(peaks) else float(probs[start : last + 1].mean())
-            words.append(Word(word, start * self.frame_s, (last + 1) * self.frame_s, confidence))
-        return words, end_state
 
 
 @contextmanager
@@ -236,19 +137,6 @@ def flush_stderr() -> None:
         pass
 
 
-@contextmanager
-def library_log_above(name: str, level: int):
-    """A library's log records at level and below left out inside the block (pyctcdecode tells at INFO what
-    it guesses about an alphabet we build ourselves); its warnings still come out. Restored after."""
-    logger = logging.getLogger(name)
-    previous = logger.level
-    logger.setLevel(max(previous, level + 1))
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-
-
 def read_unigrams(path: Path) -> list[str] | None:
     if not path.is_file():
         return None
@@ -256,10 +144,6 @@ def read_unigrams(path: Path) -> list[str] | None:
         return [w for w in path.read_text(encoding="utf-8").split() if w]
     except (OSError, ValueError) as exc:
         raise StreamerError(f"{path} is not a readable word list (UTF-8, a word a line): {exc}") from None
-
-
-def pick(given: float | None, attrs: dict, key: str, default: float) -> float:
-    return float(given) if given is not None else float(attrs.get(key, default))
 
 
 def read_attrs(path: Path) -> dict:
@@ -272,13 +156,65 @@ def read_attrs(path: Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def make_decoder(model, settings: DecoderSettings) -> BeamDecoder | None:
-    """The beam decoder settings ask for, with the model's own language model unless one is given; None for
-    greedy decoding."""
-    if settings.kind == "greedy":
-        return None
-    lm = Path(settings.lm) if settings.lm else model.language_model_dir
-    if lm is None:
-        raise StreamerError(f"{model.model_dir} has no language_model/: give one with --lm (a language_model folder "
-                            "or a KenLM .arpa/.bin file)")
-    return BeamDecoder(model.vocab, model.geometry.frame_s, settings, lm)
+@dataclass(frozen=True)
+class LanguageModelFiles:
+    lm_file: Path  # the KenLM model
+    words: list[str]  # the lexicon: unigrams.txt, or a bare ARPA file's 1-grams
+    attrs: dict  # attrs.json's weights ({} for a bare file)
+
+
+def find_language_model(path: Path) -> LanguageModelFiles:
+    """A language_model folder's files, or a bare KenLM file and the words in it."""
+    path = Path(path)
+    if path.is_dir():
+        lm_file = check_kenlm_file(find_lm_file(path))
+        words = read_unigrams(path / "unigrams.txt")
+        return LanguageModelFiles(lm_file, words if words is not None else arpa_unigrams(lm_file),
+                                  read_attrs(path / "attrs.json"))
+    if not path.is_file():
+        raise StreamerError(f"{path}: no such language model (a language_model folder or a KenLM file)")
+    return LanguageModelFiles(check_kenlm_file(path), arpa_unigrams(path), {})
+
+
+KENLM_BINARY_MAGIC = b"mmap lm "  # KenLM binary files begin "mmap lm http://kheafield.com/code format version"
+
+
+def check_kenlm_file(path: Path) -> Path:
+    """path, if it begins as an ARPA file (plain or gzipped) or a KenLM binary does; else a clear error before
+    anything reads it as one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+        if head[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as f:
+                head = f.read(64)
+    except (OSError, EOFError) as exc:
+        raise StreamerError(f"cannot read {path}: {exc}") from None
+    if not (head.startswith(KENLM_BINARY_MAGIC) or head.lstrip().startswith(b"\\data\\")):
+        raise StreamerError(f"{path} is not a KenLM language model (ARPA or binary): it begins with neither "
+                            "an ARPA \\data\\ section nor KenLM's binary header")
+    return path
+
+
+def arpa_unigrams(path: Path) -> list[str]:
+    """The words of an ARPA file's 1-grams section (a binary KenLM file has none to read here)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    words, inside = [], False
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                line = line.strip()
+                if line.startswith("\\"):
+                    if inside:
+                        break
+                    inside = line == "\\1-grams:"
+                elif inside and line:
+                    fields = line.split("\t")
+                    if len(fields) >= 2 and fields[1] not in ("<s>", "</s>", "<unk>"):
+                        words.append(fields[1])
+    except (OSError, EOFError) as exc:
+        raise StreamerError(f"cannot read {path}: {exc}") from None
+    if not words:
+        raise StreamerError(f"{path} lists no words: a binary KenLM file needs a language_model folder with "
+                            "unigrams.txt beside it (a word a line)")
+    return words
