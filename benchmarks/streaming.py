@@ -302,7 +302,7 @@ def offline_self_difference(model: OnnxModel, speech: dict) -> list[dict]:
     return rows
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", type=Path,
                         help="exported model dir (repeatable); default: models/tiny-nb and XLS-R-300M int8")
@@ -317,10 +317,11 @@ def main() -> None:
     parser.add_argument("--lm", type=Path, help="with --beam: the language model (default: tiny-nb's own)")
     parser.add_argument("--own-windows", action="store_true",
                         help="also run each untrained model on the windows its own logits make")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    names = list(SETTINGS)
-    chosen = [names[i] for i in args.only] if args.only is not None else names
+
+def main() -> None:
+    args = parse_args()
     tiny = OnnxModel(default_tiny())
     models = [OnnxModel(m) for m in (args.model or [default_tiny(), xlsr_export("int8")])]
     # (model whose logits make the windows, model timed on them): an untrained one on tiny-nb's windows
@@ -328,37 +329,9 @@ def main() -> None:
     runs += [(m, m) for m in models if args.own_windows and not is_trained(m)]
     for deciding, timed in runs:
         same_geometry(deciding, timed)
-    speeches = []
-    for kind in args.speech or ["paused", "monologue"]:
-        audio, reference = build_speech(kind, args.sentences, args.seed)
-        word_ends = [w.end_s for f in transcribe_array(audio, tiny) for w in f.words]
-        speech = {"kind": kind, "audio": audio, "reference": reference, "word_ends_s": word_ends, "offline": {}}
-        for deciding, timed in runs:
-            speech["offline"][(deciding.model_dir, timed.model_dir)] = offline_run(
-                deciding, audio, None if timed is deciding else timed)
-        if (tiny.model_dir, tiny.model_dir) not in speech["offline"]:  # offline against itself is tiny-nb's
-            speech["offline"][(tiny.model_dir, tiny.model_dir)] = offline_run(tiny, audio)
-        speeches.append(speech)
-        print(f"{kind}: {args.sentences} sentences, {len(audio) / 16000:.1f} s of audio", flush=True)
-    rows = []
-    for model, timed_model in runs:
-        timed = None if timed_model is model else timed_model
-        for speech in speeches:
-            model_runs: dict = {}
-            for name in chosen:
-                rows.append(run_setting(model, speech, name, SETTINGS[name],
-                                        model_runs=model_runs if name == names[0] else None, timed=timed))
-                print(show(rows[-1:]).splitlines()[-1], flush=True)
-            if names[0] in chosen:  # the text stage's cost: the default again with raw words, on the same model times
-                rows.append(run_setting(model, speech, RAW, dataclasses.replace(DEFAULT, text=TextSettings(written=False)),
-                                        model_runs=model_runs, timed=timed))
-                print(show(rows[-1:]).splitlines()[-1], flush=True)
-            if args.wall:
-                rows.append(run_setting(model, speech, names[0], SETTINGS[names[0]], paced=True, timed=timed))
-            if args.beam and timed is None and is_trained(model):
-                beam = dataclasses.replace(DEFAULT, decoder=DecoderSettings(kind="beam", lm=str(args.lm or tiny_lm())))
-                rows.append(run_setting(model, speech, f"beam search, width {beam.decoder.beam_width}", beam))
-                print(show(rows[-1:]).splitlines()[-1], flush=True)
+    speeches = [prepared_speech(kind, args, tiny, runs) for kind in args.speech or ["paused", "monologue"]]
+    rows = [row for model, timed in runs for speech in speeches
+            for row in speech_rows(model, None if timed is model else timed, speech, args)]
     print(f"\n{cpu_name()}\n" + show(rows))
     text_cost = text_stage_cost(rows)
     print("\ntext stage: final latency p50 of the default (written form) minus the same replay with raw words, "
@@ -374,6 +347,40 @@ def main() -> None:
                                     "audio_s": {s["kind"]: len(s["audio"]) / 16000 for s in speeches},
                                     "rows": rows, "offline_self": self_rows, "text_stage": text_cost})
     print(f"wrote {path}")
+
+
+def prepared_speech(kind: str, args: argparse.Namespace, tiny: OnnxModel, runs: list) -> dict:
+    """One kind of speech, its reference, tiny-nb's word ends and each run's offline transcript."""
+    audio, reference = build_speech(kind, args.sentences, args.seed)
+    word_ends = [w.end_s for f in transcribe_array(audio, tiny) for w in f.words]
+    speech = {"kind": kind, "audio": audio, "reference": reference, "word_ends_s": word_ends, "offline": {}}
+    for deciding, timed in runs:
+        speech["offline"][(deciding.model_dir, timed.model_dir)] = offline_run(
+            deciding, audio, None if timed is deciding else timed)
+    if (tiny.model_dir, tiny.model_dir) not in speech["offline"]:  # offline against itself is tiny-nb's
+        speech["offline"][(tiny.model_dir, tiny.model_dir)] = offline_run(tiny, audio)
+    print(f"{kind}: {args.sentences} sentences, {len(audio) / 16000:.1f} s of audio", flush=True)
+    return speech
+
+
+def speech_rows(model: OnnxModel, timed: OnnxModel | None, speech: dict, args: argparse.Namespace) -> list[dict]:
+    """The chosen settings' rows for one model and speech (each printed as it comes)."""
+    names = list(SETTINGS)
+    chosen = [names[i] for i in args.only] if args.only is not None else names
+    model_runs: dict = {}
+    jobs = [(name, SETTINGS[name], {"model_runs": model_runs if name == names[0] else None}) for name in chosen]
+    if names[0] in chosen:  # the text stage's cost: the default again with raw words, on the same model times
+        jobs.append((RAW, dataclasses.replace(DEFAULT, text=TextSettings(written=False)), {"model_runs": model_runs}))
+    if args.wall:
+        jobs.append((names[0], SETTINGS[names[0]], {"paced": True}))
+    if args.beam and timed is None and is_trained(model):
+        beam = dataclasses.replace(DEFAULT, decoder=DecoderSettings(kind="beam", lm=str(args.lm or tiny_lm())))
+        jobs.append((f"beam search, width {beam.decoder.beam_width}", beam, {}))
+    rows = []
+    for name, settings, options in jobs:
+        rows.append(run_setting(model, speech, name, settings, timed=timed, **options))
+        print(show(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
 
 
 def text_stage_cost(rows: list[dict]) -> list[dict]:
