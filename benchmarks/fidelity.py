@@ -135,7 +135,7 @@ def at_cuts(positions: list[int], cuts: list[int]) -> int:
 
 
 _MODEL: OnnxModel | None = None
-_LMS: dict[tuple[str, int], LexiconLM] = {}
+_LMS: dict[tuple, LexiconLM] = {}
 
 
 def _load(model_dir: str) -> None:
@@ -143,20 +143,21 @@ def _load(model_dir: str) -> None:
     _MODEL = OnnxModel(Path(model_dir), RunnerSettings(intra_op_threads=1))
 
 
-def language_model(path: str | None, beam_width: int) -> LexiconLM | None:
-    """The worker's language model, loaded once per process (None: greedy decoding)."""
+def language_model(path: str | None, search: dict) -> LexiconLM | None:
+    """The worker's language model with the search's settings, loaded once per process (None: greedy)."""
     if path is None:
         return None
-    if (path, beam_width) not in _LMS:
-        _LMS[path, beam_width] = load_lm(_MODEL.vocab, Path(path), DecoderSettings(beam_width=beam_width))
-    return _LMS[path, beam_width]
+    key = (path, *sorted(search.items()))
+    if key not in _LMS:
+        _LMS[key] = load_lm(_MODEL.vocab, Path(path), DecoderSettings(**search))
+    return _LMS[key]
 
 
-def measure(job: tuple[Condition, list[str], int, dict, str | None, int]) -> dict:
-    condition, sentences, n_words, flat, lm_path, beam_width = job
+def measure(job: tuple[Condition, list[str], int, dict, str | None, dict]) -> dict:
+    condition, sentences, n_words, flat, lm_path, search = job
     audio, reference = speech(condition, sentences, n_words)
     raw = with_flat_settings(StreamSettings(text=TextSettings(written=False)), **flat)
-    decoder = language_model(lm_path, beam_width)
+    decoder = language_model(lm_path, search)
     offline = " ".join(f.raw for f in transcribe_array(audio, _MODEL, decoder=decoder))
     text, cuts = streamed(_MODEL, audio, raw, decoder)
     greedy = offline if decoder is None else " ".join(f.raw for f in transcribe_array(audio, _MODEL))
@@ -238,6 +239,10 @@ def parse_args() -> argparse.Namespace:
                     help="beam search with a 4-gram of each source's own sentences (built once into benchmarks/out)")
     parser.add_argument("--beam-width", type=int, default=DecoderSettings().beam_width,
                         help="with --lm or --lm-of-text (default: the library's, %(default)s)")
+    parser.add_argument("--lookback-frames", type=int, default=DecoderSettings().lookback_frames,
+                        help="with --lm or --lm-of-text: frames after which a word is stable (default %(default)s)")
+    parser.add_argument("--agree-margin", type=float, default=DecoderSettings().agree_margin,
+                        help="with --lm or --lm-of-text: beams within this of the best must agree (default %(default)s)")
     parser.add_argument("--jobs", type=int, default=2, help="processes (default: %(default)s)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/debian-edu-doc-cache"), help="apt-get download dir")
     parser.add_argument("--name", default=None, help="JSON name (default: fidelity or fidelity-held-out)")
@@ -257,7 +262,8 @@ def main() -> None:
     lms = {source: str(args.lm) if args.lm else None for source in sources}
     if args.lm_of_text:
         lms = {source: str(text_lm(source, texts[source])) for source in sources}
-    jobs = [(c, texts[c.source], args.words, flat, lms[c.source], args.beam_width) for c in conditions]
+    search = {"beam_width": args.beam_width, "lookback_frames": args.lookback_frames, "agree_margin": args.agree_margin}
+    jobs = [(c, texts[c.source], args.words, flat, lms[c.source], search) for c in conditions]
     rows = []
     with multiprocessing.Pool(args.jobs, _load, (str(model_dir),)) as pool:
         for done, row in enumerate(pool.imap(measure, jobs), 1):
@@ -277,7 +283,7 @@ def main() -> None:
           f"is half a percent of WER)")
     path = write_json(args.name or ("fidelity-held-out" if args.held_out else "fidelity"),
                       {"cpu": cpu_name(), "model": str(model_dir), "words": args.words, "settings": flat,
-                       "language_models": lms, "beam_width": args.beam_width if any(lms.values()) else None,
+                       "language_models": lms, "search": search if any(lms.values()) else None,
                        "per_condition": per_condition, "per_axis": per_axis, "rows": rows})
     print(f"wrote {path}")
 
