@@ -114,7 +114,6 @@ class Segment:
         self.commits = CommitPass(settings.commit, info.geometry)
         self.track = FrameTrack(info.vocab.delimiter_id)  # first-pass frames
         self.caption = Caption(0, info.vocab, info.geometry.frame_s, beam=decoder is not None)
-        self.lm = decoder
         self.beam = None if decoder is None else IncrementalBeam(decoder)  # fed each commit's frames once
         self.commit: Request | None = None  # the next commit, until it is delivered
         self.commit_taken = False
@@ -240,7 +239,7 @@ class Segment:
         if kind != "commit":
             words += self.beam.end()
         if kind == "pause":
-            self.beam = IncrementalBeam(self.lm, first_frame=self.beam.fed_frames)
+            self.beam = IncrementalBeam(self.beam.lm, first_frame=self.beam.fed_frames)
         self.caption.add_words(words)
 
     def finish_beam(self) -> None:

@@ -127,7 +127,8 @@ class Caption:
                 beam_tail: list = ()) -> tuple[list[Word], list[Word]]:
         """The partial's words and the stable ones among them: the stable words, then (beam search) the best
         beam's words not yet stable, then the words of the tail frames, which start at segment frame
-        tail_frame (greedy decoding: where the committed frames end). Stable words never change, so the stable text stays a prefix of the partial's."""
+        tail_frame (greedy decoding: where the committed frames end). Stable words never change, so the stable
+        text stays a prefix of the partial's."""
         if self.beam:
             stable = self.words()
             tail = words_from_path(tail_ids, tail_probs, self.vocab, self.frame_s,

@@ -159,7 +159,8 @@ class BeamWord:
 
 
 class IncrementalBeam:
-    """One speech segment's beam search: feed frames in order; stable words come out as they settle."""
+    """The beam search of one stretch of a speech segment: feed frames in order; stable words come out as they
+    settle."""
 
     def __init__(self, lm: LexiconLM, first_frame: int = 0):
         """first_frame: the segment frame of the first frame fed (a search that starts after a pause)."""
@@ -179,7 +180,7 @@ class IncrementalBeam:
 
     def feed(self, logits: np.ndarray) -> list[BeamWord]:
         """Frames (logits, frames × vocabulary) after those fed before; returns the words that became stable:
-        every beam holds them, or they are lookback_frames old."""
+        every beam within agree_margin of the best holds them, or they are lookback_frames old."""
         if self.ended:
             raise StreamerError("this beam search has ended")
         logp, settled, every = self.lm.log_probs(logits), [], self.settings.settle_frames
@@ -225,9 +226,11 @@ class IncrementalBeam:
         row[0, self.lm.vocab.delimiter_id] = 0.0
         self._decoder.decode_step(row.ctypes.data, 1, row.shape[1])
 
-    def _best(self):
-        """The best live beam (flashlight gives them in no fixed order; ties go by their tokens)."""
-        return min(self._decoder.get_all_final_hypothesis(), key=lambda h: (-h.score, tuple(h.tokens)))
+    def _best(self, hypotheses=None):
+        """The best live beam, of hypotheses or of all (flashlight gives them in no fixed order; ties go by
+        their tokens)."""
+        hypotheses = self._decoder.get_all_final_hypothesis() if hypotheses is None else hypotheses
+        return min(hypotheses, key=lambda h: (-h.score, tuple(h.tokens)))
 
     def _untaken(self, spelled: list[tuple[BeamWord, int]]) -> list[BeamWord]:
         return [word for word, at in spelled if at > self._taken_at]
@@ -242,7 +245,7 @@ class IncrementalBeam:
         """Words that every beam within agree_margin of the best emitted next, after the last stable word, are
         stable; the best beam's words older than lookback_frames too."""
         hypotheses = self._decoder.get_all_final_hypothesis()
-        best = min(hypotheses, key=lambda h: (-h.score, tuple(h.tokens)))
+        best = self._best(hypotheses)
         after = self._taken_at + 1
         ahead = [(k, w) for k, w in enumerate(best.words[after:], after) if w >= 0]
         agreed, floor = len(ahead), best.score - self.settings.agree_margin
@@ -255,14 +258,13 @@ class IncrementalBeam:
                               min(agreed, len(ids)))
         settled = self._take(self._spelled(best, until=ahead[agreed - 1][0])) if agreed else []
         if len(best.tokens) - 1 > self.settings.lookback_frames:  # bounded delay: the best beam's old words
-            settled += self._prune(self.settings.lookback_frames)
+            settled += self._prune(self.settings.lookback_frames, best)
         return settled
 
-    def _prune(self, lookback: int) -> list[BeamWord]:
+    def _prune(self, lookback: int, best) -> list[BeamWord]:
         """The buffer's frames before the newest lookback ones (back to the best beam's last word there) go,
         with their words: the best beam's among them that were not taken are returned (stable now). Other
-        beams stay, cut off there too (flashlight keeps every beam's state at the cut)."""
-        best = self._best()
+        beams stay, cut off there too (flashlight keeps every beam's state at the cut). best: the best beam."""
         tokens, word_ids = best.tokens, best.words
         self._decoder.prune(lookback)
         shift = len(tokens) - len(self._best().tokens)
