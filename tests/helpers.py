@@ -260,9 +260,7 @@ def hls_broadcast(folder: Path, sentences: int = 16) -> dict:
         parts += [speech, np.zeros(16000, np.float32)]
         t += (len(speech) + 16000) / 16000
     audio = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
-    with wave.open(str(folder / "speech.wav"), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(audio.tobytes())
+    wav_of(audio, folder / "speech.wav")
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(folder / "speech.wav"), "-ar", "48000", "-c:a", "aac",
                     "-b:a", "96k", "-f", "hls", "-hls_time", str(HLS_SEGMENT_S), "-hls_list_size", "0",
                     "-hls_segment_filename", str(folder / "seg%03d.ts"), str(folder / "full.m3u8")], check=True)

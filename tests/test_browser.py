@@ -10,7 +10,7 @@ import pytest
 
 from streamer.sources.ffmpeg import read_audio
 
-from helpers import espeak, speech_file, start_server
+from helpers import espeak, speech_file, start_server, wav_of
 
 SENTENCE = "elevene leser bøker på biblioteket"
 
@@ -23,11 +23,8 @@ def browser(tmp_path_factory):
     folder = tmp_path_factory.mktemp("browser")
     speech = read_audio(str(espeak(SENTENCE, folder / "speech.wav")))
     mic = folder / "mic.wav"
-    import wave
-
-    with wave.open(str(mic), "wb") as f:  # speech after a second of silence, then silence (the file loops)
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(np.concatenate([np.zeros(16000, np.int16), speech, np.zeros(48000, np.int16)]).tobytes())
+    # speech after a second of silence, then silence (the file loops)
+    wav_of(np.concatenate([np.zeros(16000, np.int16), speech, np.zeros(48000, np.int16)]), mic)
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",

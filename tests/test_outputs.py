@@ -5,14 +5,13 @@ import signal
 import subprocess
 import sys
 import time
-import wave
 
 import numpy as np
 import pytest
 
 from streamer.sources.ffmpeg import read_audio
 
-from helpers import NPSC, espeak, silence
+from helpers import NPSC, espeak, silence, wav_of
 
 KEEP = "1\n00:00:01,000 --> 00:00:02,000\nthe user's own subtitles\n\n"
 
@@ -35,11 +34,7 @@ def talk(tmp_path_factory):
     folder = tmp_path_factory.mktemp("talk")
     speech = read_audio(str(espeak("stortingets møte er lovlig satt", folder / "s.wav")))
     audio = np.concatenate([silence(0.5), speech, silence(1.5), speech, silence(1.5), speech, silence(1.0)])
-    path = folder / "talk.wav"
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(audio.tobytes())
-    return path
+    return wav_of(audio, folder / "talk.wav")
 
 
 def test_unreachable_url_leaves_the_output_file_as_it_was(tiny_export, tmp_path):

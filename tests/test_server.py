@@ -18,7 +18,7 @@ from streamer.core.events import Final
 from streamer.backends.onnx import OnnxModel
 from streamer.driver.captioner import Captioner
 
-from helpers import AUTH, REPO, TOKEN, drain, start_server
+from helpers import AUTH, REPO, TOKEN, drain, start_server, wav_of
 from models import synth
 
 
@@ -140,12 +140,7 @@ def test_sixteen_clients_at_once_get_the_finals_each_gets_alone(server, model, c
 
 
 def test_finals_are_those_of_streamer_transcribe_stream(server, tiny_nb, clips, tmp_path):
-    import wave
-
-    path = tmp_path / "clip.wav"
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(clips[5].tobytes())
+    path = wav_of(clips[5], tmp_path / "clip.wav")
     cli = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(path), "--model", str(tiny_nb),
                           "--stream", "--format", "jsonl"], capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr
@@ -291,12 +286,7 @@ def test_a_non_editable_install_serves_the_page(tiny_nb, tmp_path):
 
 
 def test_streamer_connect_prints_the_captions(server, model, clips, tmp_path):
-    import wave
-
-    path = tmp_path / "clip.wav"
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000)
-        f.writeframes(clips[10].tobytes())
+    path = wav_of(clips[10], tmp_path / "clip.wav")
     result = subprocess.run([sys.executable, "-m", "streamer.cli", "connect", server.url, str(path), "--format", "jsonl",
                              "--token", TOKEN], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -37,7 +37,7 @@ from streamer.export.triton_repo import write_triton_repo
 
 from deploy.local_triton import LocalTriton, find_distribution
 from models import synth
-from helpers import client, finals_of, run_streams, start_server
+from helpers import client, finals_of, run_streams, start_server, wav_of
 
 BLOCK = 1600  # 100 ms
 
@@ -253,7 +253,7 @@ def test_gateways_serve_streams_through_one_triton(triton, folder, clips, baseli
 
 def test_the_cli_captions_through_triton_as_in_process(triton, folder, tiny_nb, tmp_path, clips):
     wav = tmp_path / "talk.wav"
-    synth_wav(clips[0], wav)
+    wav_of(clips[0], wav)
 
     def run(*extra) -> str:
         result = subprocess.run([sys.executable, "-m", "streamer.cli", "transcribe", str(wav), "--stream",
@@ -265,19 +265,9 @@ def test_the_cli_captions_through_triton_as_in_process(triton, folder, tiny_nb, 
     assert through == run("--model", str(tiny_nb)) and '"type": "final"' in through
 
 
-def synth_wav(audio: np.ndarray, path) -> None:
-    import wave
-
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(audio.tobytes())
-
-
 def test_a_server_or_model_that_is_not_ready_is_one_line(triton, folder, tmp_path, capsys):
     wav = tmp_path / "a.wav"
-    synth_wav(np.zeros(16000, np.int16), wav)
+    wav_of(np.zeros(16000, np.int16), wav)
     other = tmp_path / "other"
     shutil.copytree(folder, other)
     manifest = json.loads((other / "manifest.json").read_text())
