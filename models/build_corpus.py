@@ -70,9 +70,8 @@ class SentenceLimits:
 
 # ----------------------------------------------------------------- catalogs
 
-def read_mo(path: str | os.PathLike) -> list[str]:
-    """Return the translated strings of a gettext .mo file (any charset)."""
-    data = Path(path).read_bytes()
+def mo_entries(data: bytes) -> tuple[list[tuple[bytes, bytes]], str]:
+    """A gettext .mo file's (msgid, msgstr) pairs, as bytes, and the charset its header names."""
     magic = struct.unpack("<I", data[:4])[0]
     endian = "<" if magic == 0x950412DE else ">"
     _, count, orig_off, trans_off = struct.unpack(endian + "4I", data[4:20])
@@ -87,6 +86,12 @@ def read_mo(path: str | os.PathLike) -> list[str]:
             match = re.search(rb"charset=([\w-]+)", msgstr)
             if match:
                 charset = match.group(1).decode("ascii")
+    return entries, charset
+
+
+def read_mo(path: str | os.PathLike) -> list[str]:
+    """Return the translated strings of a gettext .mo file (any charset)."""
+    entries, charset = mo_entries(Path(path).read_bytes())
     out = []
     for msgid, msgstr in entries:
         if msgid == b"" or not msgstr:
