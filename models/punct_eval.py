@@ -12,6 +12,7 @@ marks back, and each word's predicted mark (none, ",", ".", "?") is compared wit
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import sys
 from pathlib import Path
@@ -51,6 +52,17 @@ def scores(references: list[list[str]], predictions: list[list[str]]) -> dict[st
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         out[mark] = {"precision": precision, "recall": recall, "f1": f1, "written": written}
     return out
+
+
+def aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks) -> dict[str, dict[str, float]]:
+    """Scores on the words a hypothesis shares with the reference (difflib's matching blocks over words): the
+    marks of ASR output, or of written text whose numbers became digits."""
+    matcher = difflib.SequenceMatcher(a=ref_words, b=hyp_words, autojunk=False)
+    refs, preds = [], []
+    for block in matcher.get_matching_blocks():
+        refs += ref_marks[block.a : block.a + block.size]
+        preds += hyp_marks[block.b : block.b + block.size]
+    return scores([refs], [preds])
 
 
 def main() -> None:

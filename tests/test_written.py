@@ -22,7 +22,8 @@ from streamer.text.ctc import Word
 from streamer.core.events import Final, broken_promises
 from streamer.text.lexicon import Lexicon, builtin_forms
 from streamer.text.numbers import read_numbers
-from streamer.text.written import NBSP, CaptionText, TextSettings, Writer, joined, make_writer
+from streamer.text.caption_text import CaptionText
+from streamer.text.written import NBSP, TextSettings, Writer, joined, make_writer
 
 from helpers import espeak
 
@@ -31,7 +32,10 @@ TABLE = Path(__file__).parent / "data" / "written_nb.tsv"
 
 @pytest.fixture(scope="module")
 def writer() -> Writer:
-    return make_writer(TextSettings())
+    """The written form's numbers, names and sentence ends, without the punctuation model's marks: the model
+    changes nothing but marks and capitals after them (tests/test_punctuator.py), and its accuracy is
+    measured, not hand-checked (benchmarks/punctuation.py)."""
+    return make_writer(TextSettings(punctuation=False))
 
 
 def as_model_writes(text: str) -> list[str]:

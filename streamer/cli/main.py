@@ -165,6 +165,7 @@ def streaming_events(blocks, backend, args) -> Iterator:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     check_format(args)
+    text_settings(args)  # a bad text option fails before the model loads
     check_input(args.input)
     if args.output:
         check_not_input(args.output, args.input, "-o")

@@ -78,20 +78,29 @@ def add_decoder_options(parser: argparse.ArgumentParser) -> None:
 def add_text_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "written form", "captions as Norwegian is written: numbers as digits (68, 3,5 %, kl. 14.30, 1. januar 2025, "
-                        "§ 12), names with capitals, sentences with a capital and a full stop; the model's own "
-                        "words stay in each event's \"raw\"")
+                        "§ 12), names with capitals, commas, question marks and full stops from a punctuation model of "
+                        "our own; the model's own words stay in each event's \"raw\"")
     group.add_argument("--raw", action="store_true",
                        help="write the model's own words (lowercase, numbers spelled out) instead")
     group.add_argument("--names", type=Path, metavar="FILE",
                        help="names to capitalize, one a line as written (\"Bjørdal\", \"Miljøpartiet De Grønne\"), on "
                             "top of the built-in parliament list; --hotwords phrases with capitals count too")
+    look_ahead = TextSettings().look_ahead_words
+    group.add_argument("--no-punctuation", action="store_true",
+                       help="no commas or question marks: a full stop only where a caption ends a sentence")
+    group.add_argument("--punctuation-look-ahead", type=int, default=look_ahead, metavar="WORDS",
+                       help=f"a mark is shown once this many words after it are stable (default {look_ahead}: the "
+                            "next word, no lag; more words are more accurate and later; 0 to 5)")
 
 
 def text_settings(args: argparse.Namespace):
 
     if args.raw and args.names:
         raise StreamerError("--names is for the written form: leave out --raw")
-    return TextSettings(written=not args.raw, names=tuple(read_forms_file(args.names) if args.names else []))
+    if args.raw and args.no_punctuation:
+        raise StreamerError("--raw has no punctuation anyway: leave out --no-punctuation")
+    return TextSettings(written=not args.raw, names=tuple(read_forms_file(args.names) if args.names else []),
+                        punctuation=not args.no_punctuation, look_ahead_words=args.punctuation_look_ahead)
 
 
 def decoder_settings(args: argparse.Namespace):

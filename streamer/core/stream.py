@@ -39,7 +39,8 @@ from .segment import Request, Segment
 from .stitcher import Caption
 from .vad import SpeechAudio, SpeechEnd, VadGate, VadSettings
 from .windower import CommitSettings, Window, WindowSettings
-from ..text.written import CaptionText, TextSettings, make_writer
+from ..text.caption_text import CaptionText
+from ..text.written import TextSettings, make_writer
 
 
 @dataclass(frozen=True)

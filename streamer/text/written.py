@@ -13,8 +13,10 @@ stemmer at § 12 skal gjelde fra 1. januar 2025." The rules follow Språkrådet'
   a small number paired with one in digits ("68 mot 9 stemmer", "mellom 5 og 20"). A round million
   or milliard keeps its word ("3 millioner", "3,5 milliarder").
 - Names from a lexicon (``streamer.text.lexicon``) get their capitals; the first word of a sentence gets one.
-- A caption that ends at a pause or at the end of speech ends a sentence, with a full stop, unless its
-  last word cannot end one (a conjunction, an article, "å").
+- A caption that ends at a pause or at the end of speech ends a sentence, with a full stop (or a question
+  mark, when the punctuation model reads the sentence as one), unless its last word cannot end one (a
+  conjunction, an article, "å"). Marks inside a caption are the punctuation model's (``punctuated``;
+  caption_text.CaptionText keeps them once shown), never inside a number and its context.
 
 Each written token knows the raw words it spans, so word times carry over ("to tusen og tjuefem" →
 one token "2025" from the first word's start to the last one's end). Writing is local: a token
@@ -27,9 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..errors import StreamerError
 from .ctc import Word, words_text
 from .lexicon import Lexicon, builtin_forms
 from .numbers import Number, morphemes, read_numbers
+from .punctuator import MAX_DELAY, Punctuator
 
 NBSP = "\u00a0"
 MONTHS = frozenset("januar februar mars april mai juni juli august september oktober november desember".split())
@@ -53,6 +57,14 @@ class TextSettings:
     written: bool = True  # False: the model's own words (lowercase, numbers spelled out), as with --raw
     names: tuple[str, ...] = ()  # more cased forms (a user's list, hotwords); they win over the built-in ones
     builtin_names: bool = True  # the parliament list in streamer/data/names_nb.txt
+    punctuation: bool = True  # commas, question marks and full stops from the punctuation model
+    # (streamer.text.punctuator); False: a full stop only where a caption ends a sentence, as before it
+    look_ahead_words: int = 1  # a mark is shown once this many words after it are stable: 1 (the next word)
+    # costs stable text no lag (benchmarks/punctuation.py, RESULTS.md)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.look_ahead_words <= MAX_DELAY:
+            raise StreamerError(f"punctuation look-ahead must be 0 to {MAX_DELAY} words, not {self.look_ahead_words}")
 
 
 def make_writer(settings: TextSettings, hotwords=()) -> "Writer | None":
@@ -61,7 +73,8 @@ def make_writer(settings: TextSettings, hotwords=()) -> "Writer | None":
     if not settings.written:
         return None
     names = [phrase for phrase, _ in hotwords if phrase != phrase.lower()] + list(settings.names)
-    return Writer(Lexicon.of([*(builtin_forms() if settings.builtin_names else ()), *names]))
+    lexicon = Lexicon.of([*(builtin_forms() if settings.builtin_names else ()), *names])
+    return Writer(lexicon, Punctuator(settings.look_ahead_words) if settings.punctuation else None)
 
 
 @dataclass(frozen=True)
@@ -90,8 +103,8 @@ def digits(number: Number) -> str:
 class Writer:
     """Raw words → written tokens with their raw spans. Pure; one per recognizer (it holds the lexicon)."""
 
-    def __init__(self, lexicon: Lexicon):
-        self.lexicon = lexicon
+    def __init__(self, lexicon: Lexicon, punctuator: Punctuator | None = None):
+        self.lexicon, self.punctuator = lexicon, punctuator
 
     def tokens(self, words: list[str], sentence_start: bool = False) -> list[Token]:
         numbers = self._numbers(words)
@@ -275,9 +288,20 @@ def ends_sentence(tokens: list[Token], raw: list[str], at_pause: bool) -> bool:
     return at_pause and bool(tokens) and (last not in NO_SENTENCE_END or counted) and raw[-1] not in NUMBER_GOES_ON
 
 
-def with_full_stop(tokens: list[Token]) -> list[Token]:
-    last = tokens[-1]
-    return tokens if last.text.endswith(".") else tokens[:-1] + [Token(last.text + ".", last.start, last.end)]
+def punctuated(tokens: list[Token], marks: list[str | None]) -> list[Token]:
+    """Tokens with the mark after each raw word that ends one (none where it is "" or not decided), and a
+    capital after a full stop or question mark. A token ending in "." already ("kl.", "1.") takes no full
+    stop; the first token is capitalised already when the caption begins a sentence."""
+    out, capital = [], False
+    for token in tokens:
+        text, mark = token.text, marks[token.end - 1] or ""
+        if capital and text[:1].isalpha():
+            text = text[:1].upper() + text[1:]
+        if mark and not (mark == "." and text.endswith(".")):
+            text += mark
+        capital = mark in (".", "?")
+        out.append(Token(text, token.start, token.end))
+    return out
 
 
 def token_words(tokens: list[Token], words: list[Word]) -> tuple[Word, ...]:
@@ -294,77 +318,3 @@ def token_words(tokens: list[Token], words: list[Word]) -> tuple[Word, ...]:
 
 def joined(tokens: list[Token]) -> str:
     return " ".join(t.text for t in tokens)
-
-
-class CaptionText:
-    """One stream's captions in written form (or raw, without a writer).
-
-    A caption begins a sentence when the caption before it ended one; while an earlier caption is still
-    open that is not known yet, so a partial then marks nothing stable (its first word's capital could
-    still change)."""
-
-    def __init__(self, writer: Writer | None):
-        self.writer = writer
-        self._open: set[int] = set()
-        self._ended: dict[int, bool | None] = {}  # closed caption → whether a sentence ended with it (None: no words)
-
-    def partial(self, number: int | None, words: list[Word], stable_words: list[Word]) -> tuple[str, int]:
-        """The partial's text and how many of its leading characters are stable. stable_words: the words of
-        the committed frames (the last one may be a piece of the partial's word there)."""
-        text, stable_chars, _ = self.partial_words(number, words, stable_words)
-        return text, stable_chars
-
-    def partial_words(self, number: int | None, words: list[Word], stable_words: list[Word]
-                      ) -> tuple[str, int, tuple[Word, ...]]:
-        """As partial(), and the stable prefix as timed words (written tokens, whole words only): the final
-        of the caption begins with them (the last one may still gain a full stop)."""
-        raw = [w.word for w in words]
-        n_stable = 0
-        while n_stable < min(len(stable_words), len(raw) - 1) and stable_words[n_stable].word == raw[n_stable]:
-            n_stable += 1  # whole words only; the partial's last word may still grow
-        if self.writer is None or number is None:
-            return words_text(words), len(words_text(stable_words)), tuple(words[:n_stable])
-        self._open.add(number)
-        start = self.sentence_start(number)
-        text = joined(self.writer.tokens(raw, bool(start)))
-        if start is None:
-            return text, 0, ()
-        settled = self.writer.settled(raw[:n_stable])
-        tokens = self.writer.tokens(raw[:settled], start)
-        stable = joined(tokens)
-        if not text.startswith(stable):
-            raise AssertionError(f"stable text {stable!r} is not a prefix of {text!r}")
-        return text, len(stable), token_words(tokens, words[:settled])
-
-    def final(self, number: int, words: list[Word], at_pause: bool) -> tuple[tuple[Word, ...], str | None]:
-        """The final's words (written tokens) and its raw text (None when the words are raw already)."""
-        raw = [w.word for w in words]
-        start = self.sentence_start(number)
-        if self.writer is None:
-            self._close(number, None)
-            return tuple(words), None
-        tokens = self.writer.tokens(raw, True if start is None else start)
-        ended = ends_sentence(tokens, raw, at_pause) and self.writer.lexicon.open_from(raw) == len(raw)  # nor in a name
-        self._close(number, ended)
-        return token_words(with_full_stop(tokens) if ended else tokens, words), words_text(words)
-
-    def cleared(self, number: int | None) -> None:
-        """A caption that ended with no words."""
-        if number is not None:
-            self._close(number, None)
-
-    def sentence_start(self, number: int) -> bool | None:
-        """Whether the caption begins a sentence; None while an earlier caption is still open."""
-        if any(other < number for other in self._open):
-            return None
-        earlier = [n for n, ended in self._ended.items() if n < number and ended is not None]
-        return self._ended[max(earlier)] if earlier else True
-
-    def _close(self, number: int, ended: bool | None) -> None:
-        self._open.discard(number)
-        self._ended[number] = ended
-        below = min(self._open, default=number + 1)
-        known = [n for n, e in self._ended.items() if n < below and e is not None]
-        keep = max(known, default=None)
-        for n in [n for n in self._ended if n < below and n != keep and n < number]:
-            del self._ended[n]
