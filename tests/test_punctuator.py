@@ -186,3 +186,15 @@ def test_a_failing_punctuation_model_costs_its_marks_not_the_captions(tiny_nb, m
     assert finals == [e.text for e in streamed_plain if isinstance(e, Final)] and not broken_promises(events)
     assert any(isinstance(e, Partial) and e.stable_chars for e in events)
     assert "injected punctuation failure" in caplog.text
+
+
+def test_a_partial_runs_the_model_once(monkeypatch):
+    """The stable words' marks come from the partial's own run: the model reads left to right, so the
+    first rows of its output for all the words are the stable words' own."""
+    runs = []
+    original = Punctuator.probabilities
+    monkeypatch.setattr(Punctuator, "probabilities", lambda self, *a: runs.append(a) or original(self, *a))
+    text = CaptionText(make_writer(TextSettings()))
+    spoken = timed("når vi ser på tallene er det tydelig at ordningen virker")
+    text.partial(0, spoken, spoken[:-3])
+    assert len(runs) == 1

@@ -48,12 +48,13 @@ class CaptionText:
             return words_text(words), len(words_text(stable_words)), tuple(words[:n_stable])
         self._open.add(number)
         start = self.sentence_start(number)
+        probs = self._probabilities(raw, False)  # one run of the model for the whole partial
         if start is None:
-            text = joined(punctuated(self.writer.tokens(raw, False), self._marks(number, raw, False)))
+            text = joined(punctuated(self.writer.tokens(raw, False), self._marks(number, raw, False, probs)))
             return text, 0, ()
-        settled = self._stable_end(number, raw[: self.writer.settled(raw[:n_stable])])
+        settled = self._stable_end(number, raw[: self.writer.settled(raw[:n_stable])], probs)
         shown = self._shown.get(number, ([], []))[1]
-        text = joined(punctuated(self.writer.tokens(raw, start), self._marks(number, raw, False)))
+        text = joined(punctuated(self.writer.tokens(raw, start), self._marks(number, raw, False, probs)))
         tokens = punctuated(self.writer.tokens(raw[:settled], start), shown + [None] * settled)
         stable = joined(tokens)
         if not text.startswith(stable):
@@ -70,7 +71,7 @@ class CaptionText:
         start = True if start is None else start
         tokens = self.writer.tokens(raw, start)
         ended = ends_sentence(tokens, raw, at_pause) and self.writer.lexicon.open_from(raw) == len(raw)  # nor in a name
-        marks = self._marks(number, raw, at_pause)
+        marks = self._marks(number, raw, at_pause, self._probabilities(raw, at_pause))
         marks[-1] = self._sentence_end(raw, marks) if ended else ""
         self._close(number, ended)
         return token_words(punctuated(tokens, marks), words), words_text(words)
@@ -87,21 +88,29 @@ class CaptionText:
         earlier = [n for n, ended in self._ended.items() if n < number and ended is not None]
         return self._ended[max(earlier)] if earlier else True
 
-    def _marks(self, number: int, raw: list[str], ended: bool) -> list[str | None]:
-        """The mark after each raw word: the ones shown, then the model's for the words after them."""
+    def _probabilities(self, raw: list[str], ended: bool):
+        """The punctuation model's output for these words; None without a model, or when its run failed (a
+        failed run costs these marks, never the captions)."""
+        if self.writer is None or self.writer.punctuator is None:
+            return None
+        try:
+            return self.writer.punctuator.probabilities(raw, ended)
+        except Exception as exc:  # noqa: BLE001 - any failure of the model's run
+            log.warning("punctuation failed, words without marks: %s", exc)
+            return None
+
+    def _marks(self, number: int, raw: list[str], ended: bool, probs) -> list[str | None]:
+        """The mark after each raw word: the ones shown, then the model's for the words after them (from probs,
+        its output for raw or for more words; none at all without it)."""
         words, shown = self._shown.get(number, ([], []))
         if raw[: len(words)] != words:
             raise AssertionError(f"stable words {words!r} are not a prefix of {raw!r}")
-        if self.writer is None or self.writer.punctuator is None:
+        if probs is None:
             return list(shown) + [""] * (len(raw) - len(shown))  # no marks: every one decided
-        try:
-            fresh = self.writer.punctuator.marks(raw, ended, start=len(shown))
-        except Exception as exc:  # noqa: BLE001 - a failed run costs these marks, never the captions
-            log.warning("punctuation failed, words without marks: %s", exc)
-            fresh = [""] * (len(raw) - len(shown))
-        inside = [i for i in range(len(shown), len(raw) - 1) if joins(raw[i]) and joins(raw[i + 1])]
-        for i in inside:  # no mark inside a number and its context ("flere hundre millioner kroner")
-            fresh[i - len(shown)] = "" if fresh[i - len(shown)] is not None else None
+        fresh = self.writer.punctuator.marks(raw, ended, start=len(shown), probs=probs)
+        for i in range(len(shown), len(raw) - 1):  # no mark inside a number and its context ("flere hundre
+            if fresh[i - len(shown)] and joins(raw[i]) and joins(raw[i + 1]):  # millioner kroner")
+                fresh[i - len(shown)] = ""
         return list(shown) + fresh
 
     def _sentence_end(self, raw: list[str], marks: list[str | None]) -> str:
@@ -111,14 +120,15 @@ class CaptionText:
         begins = max((i + 1 for i, m in enumerate(marks[:-1]) if m in (".", "?")), default=0)
         try:
             return self.writer.punctuator.sentence_end(raw[begins:])
-        except Exception as exc:  # noqa: BLE001 - as in _marks: a full stop, as without punctuation
+        except Exception as exc:  # noqa: BLE001 - as in _probabilities: a full stop, as without punctuation
             log.warning("punctuation failed, a full stop: %s", exc)
             return "."
 
-    def _stable_end(self, number: int, settled: list[str]) -> int:
+    def _stable_end(self, number: int, settled: list[str], probs) -> int:
         """How many of the settled words are stable with their marks: up to the first whose mark is not
-        decided, and that one (its mark is not part of the stable text). Keeps the marks now shown."""
-        marks = self._marks(number, settled, False)
+        decided, and that one (its mark is not part of the stable text). Keeps the marks now shown. probs: the
+        model's output for the partial (its first rows are the settled words' own)."""
+        marks = self._marks(number, settled, False, probs)
         decided = next((i for i, m in enumerate(marks) if m is None), len(marks))
         end = min(len(settled), decided + 1)
         if end >= len(self._shown.get(number, ([], []))[0]):  # it only grows

@@ -74,12 +74,18 @@ class Punctuator:
             return np.zeros((0, MAX_DELAY + 1, len(MARKS)), dtype=np.float32)
         return self.session.run(["probabilities"], {"features": features(steps)})[0][0]
 
-    def marks(self, words: list[str], ended: bool, start: int = 0) -> list[str | None]:
+    def marks(self, words: list[str], ended: bool, start: int = 0, probs: np.ndarray | None = None
+              ) -> list[str | None]:
         """The mark after each word from ``start`` on, "" for none; None where it is not decided yet. A mark is
         decided as soon as the model is CONFIDENT of it with one word of look-ahead or more, and at the latest
         with look_ahead_words (or at the end token, when the caption ended there). Whether a caption's last word
-        ends a sentence, and with which mark, is the caller's (written.ends_sentence, sentence_end)."""
-        probs = self.probabilities(words, ended)
+        ends a sentence, and with which mark, is the caller's (written.ends_sentence, sentence_end). probs: the
+        model's output for these words, or, when the caption has not ended, for them and words after them (the
+        model reads left to right, so its first rows are these words' own): one run serves both."""
+        if probs is None:
+            probs = self.probabilities(words, ended)
+        elif not ended:
+            probs = probs[: len(words)]
         return [self._decided(probs, i, ended) for i in range(start, len(words))]
 
     def _decided(self, probs: np.ndarray, i: int, ended: bool) -> str | None:
