@@ -118,6 +118,28 @@ def build_speech(kind: str, n_sentences: int, seed: int) -> tuple[np.ndarray, st
     return (np.clip(audio, -1, 1) * 32767).astype(np.int16), reference
 
 
+def fed_in_blocks(stream, model, audio: np.ndarray, block_samples: int = 1600) -> list:
+    """A stream's events for audio fed in blocks (100 ms by default), each request run alone as soon as it is
+    asked for; raises AssertionError if its stable text was ever revised."""
+    from streamer.core.events import broken_promises
+
+    events = []
+
+    def run() -> None:
+        while (request := stream.next_request()) is not None:
+            padded = model.geometry.pad_to_receptive_field(request.audio)
+            events.extend(stream.deliver(request, model.logits([padded], [request.stats])[0]))
+
+    for start in range(0, len(audio), block_samples):
+        events.extend(stream.feed(audio[start : start + block_samples]))
+        run()
+    events.extend(stream.end())
+    run()
+    if broken := broken_promises(events):
+        raise AssertionError(f"stable text revised: {broken[:3]}")
+    return events
+
+
 def rss_mb() -> float:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

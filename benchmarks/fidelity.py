@@ -40,10 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO, cpu_name, default_tiny, table, tiny_lm, write_json
+from common import REPO, cpu_name, default_tiny, fed_in_blocks, table, tiny_lm, write_json
 
 from streamer.backends.onnx import OnnxModel, RunnerSettings
-from streamer.core.events import broken_promises, cut_positions
+from streamer.core.events import cut_positions
 from streamer.core.stream import Recognizer, StreamSettings, with_flat_settings
 from streamer.driver.offline import transcribe_array
 from streamer.text.decoder import DecoderSettings
@@ -108,23 +108,7 @@ def streamed(model: OnnxModel, audio: np.ndarray, settings: StreamSettings,
     """The stream fed 100 ms blocks, each request run as soon as it is asked for, stable text checked: the
     finals' raw words, and where its commits cut them (character positions: each end of a partial's stable
     prefix inside its caption)."""
-    stream = Recognizer(model.info, settings, decoder).stream()
-    events = []
-
-    def run() -> None:
-        nonlocal events
-        while (request := stream.next_request()) is not None:
-            audio = model.geometry.pad_to_receptive_field(request.audio)
-            events += stream.deliver(request, model.logits([audio], [request.stats])[0])
-
-    for start in range(0, len(audio), BLOCK_SAMPLES):
-        events += stream.feed(audio[start : start + BLOCK_SAMPLES])
-        run()
-    events += stream.end()
-    run()
-    broken = broken_promises(events)
-    if broken:
-        raise AssertionError(f"stable text revised: {broken[:3]}")
+    events = fed_in_blocks(Recognizer(model.info, settings, decoder).stream(), model, audio, BLOCK_SAMPLES)
     return cut_positions(events)
 
 

@@ -19,21 +19,20 @@ Prints tables and writes benchmarks/out/punctuation.json.
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from common import REPO, cpu_name, default_tiny, table, write_json
+from common import REPO, cpu_name, default_tiny, fed_in_blocks, table, write_json
 
 sys.path.insert(0, str(REPO / "models"))
-from punct_eval import aligned_scores, scores, words_and_marks  # noqa: E402
+from punct_eval import aligned_scores, scores, shared_words, words_and_marks  # noqa: E402
 import synth  # noqa: E402
 
 from streamer.backends.onnx import OnnxModel, RunnerSettings  # noqa: E402
-from streamer.core.events import Final, broken_promises  # noqa: E402
+from streamer.core.events import Final  # noqa: E402
 from streamer.core.stream import Recognizer, StreamSettings  # noqa: E402
 from streamer.text import punctuation  # noqa: E402
 from streamer.text.caption_text import CaptionText  # noqa: E402
@@ -41,7 +40,6 @@ from streamer.text.ctc import Word  # noqa: E402
 from streamer.text.written import TextSettings, make_writer  # noqa: E402
 
 HELDOUT = REPO / "models" / "data" / "punct_heldout.tsv"
-BLOCK_SAMPLES = 1600
 LOOK_AHEADS = (0, 1, 2, 5)
 VOICES = (synth.Voice("nb", 165), synth.Voice("nb+f2", 165))
 COLUMNS = [("system", "system", ""), ("written_,", "commas", "d"), ("p_,", "P ,", ".3f"), ("r_,", "R ,", ".3f"),
@@ -100,27 +98,9 @@ def text_rows(items) -> list[dict]:
 
 def streamed_finals(model: OnnxModel, audio: np.ndarray, text: TextSettings) -> tuple[list[Final], float]:
     """The finals of the stream, and the seconds it took (model included)."""
-    stream = Recognizer(model.info, StreamSettings(text=text)).stream()
-    events, started = [], time.process_time()
-
-    def run() -> None:
-        while (request := stream.next_request()) is not None:
-            padded = model.geometry.pad_to_receptive_field(request.audio)
-            events.extend(stream.deliver(request, model.logits([padded], [request.stats])[0]))
-
-    for start in range(0, len(audio), BLOCK_SAMPLES):
-        events.extend(stream.feed(audio[start : start + BLOCK_SAMPLES]))
-        run()
-    events.extend(stream.end())
-    run()
-    if broken := broken_promises(events):
-        raise AssertionError(f"stable text revised: {broken[:3]}")
+    started = time.process_time()
+    events = fed_in_blocks(Recognizer(model.info, StreamSettings(text=text)).stream(), model, audio)
     return [e for e in events if isinstance(e, Final)], time.process_time() - started
-
-
-def shared(ref_words: list[str], hyp_words: list[str]) -> int:
-    matcher = difflib.SequenceMatcher(a=ref_words, b=hyp_words, autojunk=False)
-    return sum(block.size for block in matcher.get_matching_blocks())
 
 
 def speech_rows(items, model_dir: Path) -> tuple[list[dict], dict]:
@@ -142,7 +122,7 @@ def speech_rows(items, model_dir: Path) -> tuple[list[dict], dict]:
         cpu[f"look_ahead_{k}_s"] = took
         hyp_words, hyp_marks = words_and_marks(" ".join(f.text for f in finals))
         found = aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks)
-        rows.append(row(f"model, look-ahead {k}", found) | {"shared_words": shared(ref_words, hyp_words)})
+        rows.append(row(f"model, look-ahead {k}", found) | {"shared_words": len(shared_words(ref_words, hyp_words))})
         if k == TextSettings().look_ahead_words:
             cpu["finals"] = [f.text for f in finals]  # the default's captions, to read
         print(f"look-ahead {k}: {rows[-1]['shared_words']} of {len(ref_words)} words shared", file=sys.stderr)

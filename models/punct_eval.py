@@ -54,15 +54,17 @@ def scores(references: list[list[str]], predictions: list[list[str]]) -> dict[st
     return out
 
 
-def aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks) -> dict[str, dict[str, float]]:
-    """Scores on the words a hypothesis shares with the reference (difflib's matching blocks over words): the
-    marks of ASR output, or of written text whose numbers became digits."""
+def shared_words(ref_words: list[str], hyp_words: list[str]) -> list[tuple[int, int]]:
+    """(reference index, hypothesis index) of each word the two share: difflib's matching blocks over words."""
     matcher = difflib.SequenceMatcher(a=ref_words, b=hyp_words, autojunk=False)
-    refs, preds = [], []
-    for block in matcher.get_matching_blocks():
-        refs += ref_marks[block.a : block.a + block.size]
-        preds += hyp_marks[block.b : block.b + block.size]
-    return scores([refs], [preds])
+    return [(block.a + k, block.b + k) for block in matcher.get_matching_blocks() for k in range(block.size)]
+
+
+def aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks) -> dict[str, dict[str, float]]:
+    """Scores on the words a hypothesis shares with the reference: the marks of ASR output, or of written text
+    whose numbers became digits."""
+    pairs = shared_words(ref_words, hyp_words)
+    return scores([[ref_marks[a] for a, _ in pairs]], [[hyp_marks[b] for _, b in pairs]])
 
 
 def main() -> None:
