@@ -14,8 +14,8 @@ det" → "har vi sett det?", "hvorfor har vi sett det?": the corpus has few) and
     python models/train_punct.py                   # about 10 minutes on 2 cores → streamer/data/punct_nb.onnx
 
 It prints each epoch's loss and the dev split's F1 per mark at look-ahead 0, 1, 2 and 5, keeps the best
-epoch, tunes the mark weights and the question threshold on the dev split (stored in the model), and
-writes the history beside it (models/out/punct_train.json). The dev split is 3% of the corpus: the held-out
+epoch, tunes the mark weights and the question threshold on the dev split (punct_calibrate.py; stored in
+the model), and writes the history beside it (models/out/punct_train.json). The dev split is 3% of the corpus: the held-out
 evaluation (benchmarks/punctuation.py) uses sources never trained on.
 """
 
@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import torch
 from torch import nn
 
@@ -39,14 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "models"))
 import synth  # noqa: E402
-from punct_eval import aligned_scores, scores, words_and_marks  # noqa: E402
+from punct_calibrate import calibrate  # noqa: E402
+from punct_eval import scores, words_and_marks  # noqa: E402
 
-from streamer.text.caption_text import CaptionText  # noqa: E402
-from streamer.text.ctc import Word  # noqa: E402
-from streamer.text.lexicon import Lexicon  # noqa: E402
 from streamer.text.punctuation import FINITE_VERBS  # noqa: E402
-from streamer.text.punctuator import BUCKETS, END, MARKS, MAX_DELAY, MODEL_PATH, Punctuator, word_features  # noqa: E402
-from streamer.text.written import TextSettings, Writer  # noqa: E402
+from streamer.text.punctuator import BUCKETS, END, MARKS, MAX_DELAY, MODEL_PATH, word_features  # noqa: E402
+from streamer.text.written import TextSettings  # noqa: E402
 
 CORPUS = ROOT / "models" / "data" / "punct_train.tsv.gz"
 ASR = ROOT / "models" / "data" / "punct_asr.tsv.gz"  # models/punct_asr_text.py
@@ -173,7 +170,7 @@ def sequences(corpus, fragments, rng: random.Random) -> list[tuple[list[str], li
 
 
 def batch(items, cache: dict[str, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = [[cache.setdefault(w, word_features(w)) for w in words] for words, _ in items]
+    rows = [[cache[w] if w in cache else cache.setdefault(w, word_features(w)) for w in words] for words, _ in items]
     steps = max(len(r) for r in rows)
     width = max(len(f) for r in rows for f in r)
     feats = np.zeros((len(rows), steps, width), dtype=np.int64)
@@ -247,52 +244,6 @@ def export(model: PunctuationModel, path: Path) -> None:
                       opset_version=17, dynamo=False)
 
 
-def dev_f1(path: Path, dev, look_ahead: int, calibration: dict) -> float:
-    """The sum of the marks' F1 on the dev split through the real text stage: each sentence as a caption that
-    ends at a pause (paused speech), and three at a time (a monologue's captions), the two sums added."""
-    writer = Writer(Lexicon.of([]), Punctuator(look_ahead, path, calibration))
-    total = 0.0
-    for size in (1, 3):
-        groups = [dev[i : i + size] for i in range(0, len(dev), size)]
-        ref_words = [w for words, _ in dev for w in words]
-        ref_marks = [MARKS[m] for _, marks in dev for m in marks]
-        hyp_words, hyp_marks = [], []
-        for group in groups:
-            words = [w for sentence, _ in group for w in sentence]
-            final, _ = CaptionText(writer).final(0, [Word(w, 0.0, 0.1, 0.9) for w in words], at_pause=True)
-            written, written_marks = words_and_marks(" ".join(w.word for w in final))
-            hyp_words += written
-            hyp_marks += written_marks
-        total += sum(v["f1"] for v in aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks).values())
-    return total
-
-
-def calibrate(path: Path, dev, look_ahead: int) -> dict:
-    """Mark weights and the question threshold that score best on the dev split (coordinate search, twice),
-    stored in the model's metadata, where streamer.text.punctuator reads them."""
-    best = {"mark_weights": [1.0, 1.0, 1.0, 1.0], "question_threshold": 0.5}
-    score = dev_f1(path, dev, look_ahead, best)
-    grid = {"comma": [0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0], "end": [0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.3],
-            "question_threshold": [0.2, 0.3, 0.4, 0.5, 0.6]}
-    for _ in range(2):
-        for name, values in grid.items():
-            for value in values:
-                trial = copy.deepcopy(best)
-                if name == "comma":
-                    trial["mark_weights"][1] = value
-                elif name == "end":
-                    trial["mark_weights"][2] = trial["mark_weights"][3] = value
-                else:
-                    trial["question_threshold"] = value
-                if (found := dev_f1(path, dev, look_ahead, trial)) > score:
-                    best, score = trial, found
-    print(f"calibrated on the dev split: {best} (sum of F1 {score:.3f})", file=sys.stderr)
-    model = onnx.load(str(path))
-    onnx.helper.set_model_props(model, {k: json.dumps(v) for k, v in best.items()})
-    onnx.save(model, str(path))
-    return best | {"dev_f1_sum": score}
-
-
 def step(model, optimizer, loss: torch.Tensor) -> float:
     optimizer.zero_grad()
     loss.backward()
@@ -332,11 +283,9 @@ def train(args) -> dict:
     rng = random.Random(args.seed)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    dev, corpus, fragments = split(args, rng)
-    n_dev = len(dev)
-    corpus = dev + corpus
+    dev, sentences, fragments = split(args, rng)
     asr = read_asr(args.asr, dev)
-    train_set = augmented(corpus[n_dev:], rng, args.invert_share) + asr
+    train_set = augmented(sentences, rng, args.invert_share) + asr
     print(f"{len(train_set)} training sentences ({len(asr)} as tiny-nb heard them), "
           f"{len(fragments)} fragments, {len(dev)} dev", file=sys.stderr)
     model = PunctuationModel(args.dim, args.hidden, args.layers)
