@@ -28,15 +28,13 @@ import numpy as np
 from common import REPO, cpu_name, default_tiny, fed_in_blocks, table, write_json
 
 sys.path.insert(0, str(REPO / "models"))
-from punct_eval import aligned_scores, scores, shared_words, words_and_marks  # noqa: E402
+from punct_eval import aligned_scores, captions_scores, scores, shared_words, words_and_marks  # noqa: E402
 import synth  # noqa: E402
 
 from streamer.backends.onnx import OnnxModel, RunnerSettings  # noqa: E402
 from streamer.core.events import Final  # noqa: E402
 from streamer.core.stream import Recognizer, StreamSettings  # noqa: E402
 from streamer.text import punctuation  # noqa: E402
-from streamer.text.caption_text import CaptionText  # noqa: E402
-from streamer.text.ctc import Word  # noqa: E402
 from streamer.text.written import TextSettings, make_writer  # noqa: E402
 
 HELDOUT = REPO / "models" / "data" / "punct_heldout.tsv"
@@ -71,28 +69,21 @@ def row(system: str, found: dict) -> dict:
     return out
 
 
-def written(words: list[str], look_ahead: int) -> tuple[list[str], list[str]]:
-    """The words as the text stage writes them in one caption that ends at a pause: words and marks."""
-    text = CaptionText(make_writer(TextSettings(look_ahead_words=look_ahead)))
-    final, _ = text.final(0, [Word(w, i * 0.4, i * 0.4 + 0.3, 0.9) for i, w in enumerate(words)], at_pause=True)
-    return words_and_marks(" ".join(w.word for w in final))
-
-
 def text_rows(items) -> list[dict]:
     """Each sentence (or three at a time) through the text stage, scored on the words it shares with the text."""
     ref_words = [w for _, words, _ in items for w in words]
     ref_marks = [m for _, _, marks in items for m in marks]
     rules = [m for _, words, _ in items for m in punctuation.marks(words)]
     rows = [row("rules", scores([ref_marks], [rules]))]
+    sentences = [words for _, words, _ in items]
     for k in LOOK_AHEADS:
-        hyp = [written(words, k) for _, words, _ in items]
-        found = aligned_scores(ref_words, ref_marks, sum((w for w, _ in hyp), []), sum((m for _, m in hyp), []))
-        rows.append(row(f"model, look-ahead {k}", found))
+        writer = make_writer(TextSettings(look_ahead_words=k))
+        rows.append(row(f"model, look-ahead {k}", captions_scores(writer, sentences, ref_words, ref_marks)))
+    threes = [sum(sentences[i : i + 3], []) for i in range(0, len(sentences), 3)]
     for k in (1, 2):
-        groups = [sum((words for _, words, _ in items[i : i + 3]), []) for i in range(0, len(items), 3)]
-        hyp = [written(words, k) for words in groups]
-        found = aligned_scores(ref_words, ref_marks, sum((w for w, _ in hyp), []), sum((m for _, m in hyp), []))
-        rows.append(row(f"model, look-ahead {k}, 3 sentences a caption", found))
+        writer = make_writer(TextSettings(look_ahead_words=k))
+        rows.append(row(f"model, look-ahead {k}, 3 sentences a caption",
+                        captions_scores(writer, threes, ref_words, ref_marks)))
     return rows
 
 

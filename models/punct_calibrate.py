@@ -15,10 +15,8 @@ import onnx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "models"))
-from punct_eval import aligned_scores, words_and_marks  # noqa: E402
+from punct_eval import captions_scores  # noqa: E402
 
-from streamer.text.caption_text import CaptionText  # noqa: E402
-from streamer.text.ctc import Word  # noqa: E402
 from streamer.text.lexicon import Lexicon  # noqa: E402
 from streamer.text.punctuator import MARKS, Punctuator  # noqa: E402
 from streamer.text.written import Writer  # noqa: E402
@@ -28,19 +26,12 @@ def dev_f1(path: Path, dev, look_ahead: int, calibration: dict) -> float:
     """The sum of the marks' F1 on the dev split through the real text stage: each sentence as a caption that
     ends at a pause (paused speech), and three at a time (a monologue's captions), the two sums added."""
     writer = Writer(Lexicon.of([]), Punctuator(look_ahead, path, calibration))
+    ref_words = [w for words, _ in dev for w in words]
+    ref_marks = [MARKS[m] for _, marks in dev for m in marks]
     total = 0.0
     for size in (1, 3):
-        groups = [dev[i : i + size] for i in range(0, len(dev), size)]
-        ref_words = [w for words, _ in dev for w in words]
-        ref_marks = [MARKS[m] for _, marks in dev for m in marks]
-        hyp_words, hyp_marks = [], []
-        for group in groups:
-            words = [w for sentence, _ in group for w in sentence]
-            final, _ = CaptionText(writer).final(0, [Word(w, 0.0, 0.1, 0.9) for w in words], at_pause=True)
-            written, written_marks = words_and_marks(" ".join(w.word for w in final))
-            hyp_words += written
-            hyp_marks += written_marks
-        total += sum(v["f1"] for v in aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks).values())
+        captions = [[w for words, _ in dev[i : i + size] for w in words] for i in range(0, len(dev), size)]
+        total += sum(v["f1"] for v in captions_scores(writer, captions, ref_words, ref_marks).values())
     return total
 
 

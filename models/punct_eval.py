@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from streamer.text.caption_text import CaptionText  # noqa: E402
+from streamer.text.ctc import Word  # noqa: E402
 from streamer.text.punctuation import marks  # noqa: E402
 
 MARKS = (",", ".", "?")
@@ -65,6 +67,19 @@ def aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks) -> dict[str, dict
     whose numbers became digits."""
     pairs = shared_words(ref_words, hyp_words)
     return scores([[ref_marks[a] for a, _ in pairs]], [[hyp_marks[b] for _, b in pairs]])
+
+
+def captions_scores(writer, captions: list[list[str]], ref_words: list[str], ref_marks: list[str]) -> dict:
+    """Each caption's raw words through the text stage (a caption that ends at a pause, written by writer),
+    scored against the reference on the words they share."""
+    hyp_words, hyp_marks = [], []
+    for words in captions:
+        final, _ = CaptionText(writer).final(0, [Word(w, i * 0.4, i * 0.4 + 0.3, 0.9) for i, w in enumerate(words)],
+                                             at_pause=True)
+        written, written_marks = words_and_marks(" ".join(w.word for w in final))
+        hyp_words += written
+        hyp_marks += written_marks
+    return aligned_scores(ref_words, ref_marks, hyp_words, hyp_marks)
 
 
 def main() -> None:
